@@ -1,0 +1,225 @@
+//! Configuration: the YAML file, env and flags layered into one validated,
+//! compiled [`Config`].
+//!
+//! Precedence is flag > env > file > default (SPEC §1). Everything a request
+//! needs is compiled here once (rules, header names, algorithms, durations),
+//! so the request path only looks things up. Every error names the key it is
+//! about (`rules[2].match.path: …`) and makes the CLI exit 64.
+//!
+//! This module does not fetch keys or open connections; see `jwks` and
+//! `session` for that.
+
+pub mod raw;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use raw::{Access, RawConfig};
+
+/// A configuration error, carrying the key path it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    /// Dotted/indexed path of the offending key, e.g. `providers[0].jwks_uri`.
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Signature algorithms gatehouse verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Alg {
+    EdDSA,
+    ES256,
+    ES384,
+    ES512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    HS256,
+    HS384,
+    HS512,
+}
+
+impl Alg {
+    pub const ALL: [Alg; 13] = [
+        Alg::EdDSA,
+        Alg::ES256,
+        Alg::ES384,
+        Alg::ES512,
+        Alg::RS256,
+        Alg::RS384,
+        Alg::RS512,
+        Alg::PS256,
+        Alg::PS384,
+        Alg::PS512,
+        Alg::HS256,
+        Alg::HS384,
+        Alg::HS512,
+    ];
+
+    /// The JOSE name (`"EdDSA"`, `"RS256"`…).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Alg::EdDSA => "EdDSA",
+            Alg::ES256 => "ES256",
+            Alg::ES384 => "ES384",
+            Alg::ES512 => "ES512",
+            Alg::RS256 => "RS256",
+            Alg::RS384 => "RS384",
+            Alg::RS512 => "RS512",
+            Alg::PS256 => "PS256",
+            Alg::PS384 => "PS384",
+            Alg::PS512 => "PS512",
+            Alg::HS256 => "HS256",
+            Alg::HS384 => "HS384",
+            Alg::HS512 => "HS512",
+        }
+    }
+
+    /// Parses a JOSE name exactly (case-sensitive, as RFC 7518 names are).
+    pub fn parse(s: &str) -> Option<Alg> {
+        Alg::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// HMAC algorithms (only a secret provider accepts these).
+    pub const fn is_hmac(self) -> bool {
+        matches!(self, Alg::HS256 | Alg::HS384 | Alg::HS512)
+    }
+
+    pub const fn is_rsa(self) -> bool {
+        matches!(
+            self,
+            Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512
+        )
+    }
+}
+
+/// Where a provider's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A JWKS URL, fetched at start and refreshed in the background.
+    JwksUri(String),
+    /// An OIDC issuer: `<url>/.well-known/openid-configuration` names `jwks_uri`
+    /// (and the issuer, when the provider sets none).
+    Discovery(String),
+    /// A JWKS document on disk, read at load (and on SIGHUP).
+    File(String),
+    /// An HMAC secret (from `secret_env`, or `BETTER_AUTH_SECRET`).
+    Secret(Secret),
+}
+
+impl KeySource {
+    /// True for sources fetched over the network (readiness waits for them).
+    pub const fn is_remote(&self) -> bool {
+        matches!(self, KeySource::JwksUri(_) | KeySource::Discovery(_))
+    }
+}
+
+/// A secret value that never prints itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A validated provider.
+#[derive(Debug, Clone)]
+pub struct ProviderSpec {
+    pub name: String,
+    /// Required `iss`; `None` only for secret/file providers (SPEC §6).
+    pub issuer: Option<String>,
+    /// Any one must match `aud`; empty means `aud` is not checked.
+    pub audiences: Vec<String>,
+    pub keys: KeySource,
+    /// Allow-list; `None` means whatever the keys fit.
+    pub algorithms: Option<Vec<Alg>>,
+    pub refresh_interval: Duration,
+    pub unknown_kid_refetch_interval: Duration,
+    pub leeway: Duration,
+    /// Claims that must be present (default `["exp"]`).
+    pub require: Vec<String>,
+    pub max_lifetime: Option<Duration>,
+}
+
+/// A validated token source (SPEC §3 `token_sources`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `Authorization: Bearer <t>`, scheme case-insensitive.
+    Bearer,
+    /// Any other header, raw value. Name lower-cased.
+    Header(String),
+    Cookie(String),
+    Query(String),
+}
+
+/// Where sessions are looked up.
+#[derive(Debug, Clone)]
+pub enum SessionBackend {
+    Introspect(String),
+    /// Connection URL read from the env var named in the file.
+    Postgres { url: Secret, max_connections: usize },
+}
+
+/// Validated `session` block.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    pub backend: SessionBackend,
+    pub cache_ttl: Duration,
+    pub cache_max_entries: u64,
+    /// Cookie-signing secret; when known, unsigned or forged cookies are
+    /// refused before any lookup.
+    pub secret: Option<Secret>,
+}
+
+/// Validated TLS settings.
+#[derive(Debug, Clone)]
+pub struct TlsSpec {
+    pub cert_file: String,
+    pub key_file: String,
+    pub client_ca_file: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The compiled configuration every other module reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The effective layered config, as `check-config` prints it (secrets redacted).
+    pub effective: RawConfig,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub providers: Vec<ProviderSpec>,
+    pub token_sources: Vec<TokenSource>,
+    pub identity_headers: crate::identity::IdentityHeaders,
+    pub rules: crate::policy::RuleSet,
+    pub default_access: Access,
+    pub allow_cors_preflight: bool,
+    pub session: Option<SessionSpec>,
+    /// 0 disables the verified-token cache.
+    pub token_cache_max_bytes: u64,
+    pub shutdown_delay: Duration,
+    pub shutdown_grace: Duration,
+    pub tls: Option<TlsSpec>,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+}

@@ -1,0 +1,207 @@
+//! The config file as written: plain serde structs mirroring SPEC §3.
+//!
+//! Nothing here is validated beyond its YAML shape; [`super`] layers env and
+//! flags on top and compiles the result. Unknown keys are errors, so a typo
+//! is reported with its key path instead of being silently ignored.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// gRPC (Envoy ext_authz) listener, e.g. `0.0.0.0:9001`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_addr: Option<String>,
+    /// HTTP (auth_request, health, metrics) listener, e.g. `0.0.0.0:8080`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<String>,
+    #[serde(default)]
+    pub providers: Vec<RawProvider>,
+    /// `None` means the defaults (authorization header, then the Better Auth cookie).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sources: Option<Vec<RawTokenSource>>,
+    /// `None` means the defaults (`x-user-id: sub`, `x-user-email: email`, `x-user-name: name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_access: Option<Access>,
+    /// CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) passes
+    /// without a credential unless a rule names `OPTIONS` explicitly. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_cors_preflight: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<RawSession>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_cache: Option<RawTokenCache>,
+    /// SIGTERM: how long to keep answering while not ready (default 5s).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub shutdown_delay: Option<Duration>,
+    /// SIGTERM: how long in-flight requests may take after the delay (default 20s).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RawTls>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<RawLog>,
+}
+
+/// One token issuer (SPEC §3 `providers[]`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// OIDC issuer URL; `/.well-known/openid-configuration` is appended unless present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<String>,
+    /// Name of the environment variable holding an HMAC secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    /// Inline HMAC secret: only set by the env layer (`BETTER_AUTH_SECRET`) and
+    /// the demo; never printed.
+    #[serde(skip)]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithms: Option<Vec<String>>,
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub refresh_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub unknown_kid_refetch_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub leeway: Option<Duration>,
+    /// Claims that must be present. `None` means `[exp]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require: Option<Vec<String>>,
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub max_lifetime: Option<Duration>,
+}
+
+/// One place a credential may come from (SPEC §3 `token_sources[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawTokenSource {
+    /// `authorization` means `Bearer <t>` (scheme case-insensitive); any
+    /// other header carries the raw token.
+    Header(String),
+    Cookie(String),
+    Query(String),
+}
+
+/// `public | optional | authenticated`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    Public,
+    Optional,
+    Authenticated,
+}
+
+/// One route rule (SPEC §3 `rules[]`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    #[serde(rename = "match", default)]
+    pub match_: RawMatch,
+    /// `None`: `authenticated` (SPEC §9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<Access>,
+    /// claim → required value (equality, or membership for array claims).
+    /// A list value means any one of its items.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, serde_json::Value>,
+    /// path parameter → claim that must equal it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub path_claims: BTreeMap<String, String>,
+}
+
+/// The request side of a rule.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    /// A template: literal segments, `{name}` (one segment), `*` (one
+    /// segment), `**` (any rest, including nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A prefix matched on segment boundaries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Exact host names (port ignored); `*.example.com` matches subdomains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+}
+
+/// Better Auth opaque sessions (SPEC §3 `session`, §7).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspect_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<RawPostgres>,
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub cache_ttl: Option<Duration>,
+    /// Env var with the cookie-signing secret (default `BETTER_AUTH_SECRET`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_max_entries: Option<u64>,
+}
+
+/// Postgres session store.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    /// Env var holding the connection URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+}
+
+/// Verified-token cache bounds.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokenCache {
+    /// Upper bound on the memory the cache may hold, e.g. `64MiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory: Option<String>,
+    /// `false` turns the cache off (every request verifies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// TLS for both listeners.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert_file: String,
+    pub key_file: String,
+    /// When set, clients must present a certificate signed by this CA (mTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<String>,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}

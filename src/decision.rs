@@ -1,0 +1,334 @@
+//! The transport-neutral brain: [`Authorizer::check`] turns a
+//! [`CheckInput`] into a [`Decision`], whichever door the request came
+//! through.
+//!
+//! The line every request walks: normalize the path → find the rule →
+//! extract the credential → identity (token cache, verifier or session
+//! store) → authorize against the rule → render identity headers. Metrics
+//! and exactly one log event are written here, per decision. The doors
+//! only build `CheckInput` and render `Decision`; the status mapping lives
+//! in [`crate::error`].
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Access, Config, ConfigError};
+use crate::error::{AuthError, MalformedKind};
+use crate::extract::{Credential, Extractor};
+use crate::identity::{Identity, RenderedHeaders};
+use crate::policy::normalize_path;
+use crate::session::SessionStore;
+use crate::telemetry::{self, CacheLabels, DecisionLabels, Metrics};
+use crate::token_cache::TokenCache;
+use crate::verify::Verifier;
+
+/// Which front door asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    Grpc,
+    Http,
+    Cli,
+}
+
+impl Door {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Door::Grpc => "grpc",
+            Door::Http => "http",
+            Door::Cli => "cli",
+        }
+    }
+}
+
+/// The original request, as a door saw it.
+#[derive(Debug, Clone)]
+pub struct CheckInput {
+    pub door: Door,
+    pub method: String,
+    /// The request target as sent: path plus optional query.
+    pub path: String,
+    pub host: Option<String>,
+    /// The original request's headers (names are case-insensitive).
+    pub headers: HeaderMap,
+    /// From `x-request-id` when the proxy sent one.
+    pub request_id: Option<String>,
+}
+
+/// An allowed request.
+#[derive(Debug, Clone)]
+pub struct Allow {
+    /// Identity headers to set (overwrite) and to remove.
+    pub headers: RenderedHeaders,
+    /// `None` for public rules and anonymous optional access.
+    pub identity: Option<Identity>,
+}
+
+/// The answer.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    Allow(Allow),
+    Deny(AuthError),
+}
+
+impl Decision {
+    pub fn is_allow(&self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+}
+
+/// Everything one configuration generation needs to decide.
+#[derive(Debug)]
+pub struct Authorizer {
+    config: Arc<Config>,
+    extractor: Extractor,
+    verifier: Verifier,
+    token_cache: TokenCache,
+    sessions: Option<SessionStore>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+}
+
+impl Authorizer {
+    /// Builds the authorizer for `config` without touching the network.
+    /// Call [`Authorizer::start`] to begin fetching keys.
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Self, ConfigError> {
+        let verifier = Verifier::new(&config.providers, metrics.clone())?;
+        let sessions = match &config.session {
+            Some(spec) => Some(SessionStore::new(spec)?),
+            None => None,
+        };
+        Ok(Self {
+            extractor: Extractor::new(&config.token_sources),
+            token_cache: TokenCache::new(config.token_cache_max_bytes),
+            verifier,
+            sessions,
+            metrics,
+            config,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// Starts background key refresh (stopped by [`Authorizer::stop`] or drop).
+    pub fn start(&self) {
+        self.verifier.start(self.shutdown.child_token());
+    }
+
+    /// Stops background tasks of this generation.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// Keys loaded for every remote provider.
+    pub fn is_ready(&self) -> bool {
+        self.verifier.is_ready()
+    }
+
+    /// Decides, records metrics and writes one log event.
+    pub async fn check(&self, input: &CheckInput) -> Decision {
+        let started = Instant::now();
+        let outcome = self.decide(input).await;
+        let elapsed = started.elapsed();
+        self.metrics.verify_duration.observe(elapsed.as_secs_f64());
+        let (decision, trace) = outcome;
+        let (result, reason) = match &decision {
+            Decision::Allow(a) if a.identity.is_some() => ("allow", "authenticated"),
+            Decision::Allow(_) => ("allow", trace.anonymous_reason),
+            Decision::Deny(e) => ("deny", e.reason()),
+        };
+        self.metrics
+            .decisions
+            .get_or_create(&DecisionLabels {
+                door: input.door.as_str(),
+                result,
+                reason,
+            })
+            .inc();
+        let provider = match &decision {
+            Decision::Allow(Allow {
+                identity: Some(id), ..
+            }) => &*id.provider,
+            _ => trace.provider.unwrap_or(""),
+        };
+        let request_id = input.request_id.as_deref().unwrap_or("");
+        let status = match &decision {
+            Decision::Allow(_) => 200,
+            Decision::Deny(e) => e.http_status(),
+        };
+        tracing::info!(
+            authz.request_id = request_id,
+            authz.door = input.door.as_str(),
+            authz.method = %input.method,
+            authz.route = trace.route,
+            authz.result = result,
+            authz.reason = reason,
+            authz.status = status,
+            authz.provider = provider,
+            authz.cached = trace.cached,
+            authz.token = trace.fingerprint.as_deref().unwrap_or(""),
+            authz.latency_us = elapsed.as_micros() as u64,
+            "decision"
+        );
+        decision
+    }
+
+    async fn decide(&self, input: &CheckInput) -> (Decision, Trace) {
+        let mut trace = Trace::default();
+        let decision = match self.decide_inner(input, &mut trace).await {
+            Ok(allow) => Decision::Allow(allow),
+            Err(e) => Decision::Deny(e),
+        };
+        (decision, trace)
+    }
+
+    async fn decide_inner(&self, input: &CheckInput, trace: &mut Trace) -> Result<Allow, AuthError> {
+        let (raw_path, query) = match input.path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (input.path.as_str(), None),
+        };
+        let path = normalize_path(raw_path)?;
+        let preflight = input.method.eq_ignore_ascii_case("OPTIONS")
+            && input.headers.contains_key("access-control-request-method");
+        let (rule, captures) =
+            self.config
+                .rules
+                .find(&input.method, input.host.as_deref(), &path, preflight);
+        trace.route = rule.index.map_or(-1, |i| i as i64);
+
+        if rule.access == Access::Public {
+            trace.anonymous_reason = "public";
+            return Ok(self.anonymous()?);
+        }
+        let credential = self.extractor.extract(&input.headers, query)?;
+        let Some(credential) = credential else {
+            return match rule.access {
+                Access::Optional => {
+                    trace.anonymous_reason = "anonymous";
+                    self.anonymous()
+                }
+                _ => Err(AuthError::Missing),
+            };
+        };
+        let identity = self.identify(&credential, &input.headers, trace).await?;
+        rule.authorize(&identity.claims, &captures)?;
+        let headers = self.config.identity_headers.render(Some(&identity.claims))?;
+        Ok(Allow {
+            headers,
+            identity: Some(identity),
+        })
+    }
+
+    fn anonymous(&self) -> Result<Allow, AuthError> {
+        Ok(Allow {
+            headers: self.config.identity_headers.render(None)?,
+            identity: None,
+        })
+    }
+
+    async fn identify(
+        &self,
+        credential: &Credential,
+        headers: &HeaderMap,
+        trace: &mut Trace,
+    ) -> Result<Identity, AuthError> {
+        match credential {
+            Credential::Jwt { token, .. } => {
+                trace.fingerprint = Some(telemetry::fingerprint(token));
+                self.identify_jwt(token, trace).await
+            }
+            Credential::Session { token, source } => {
+                trace.fingerprint = Some(telemetry::fingerprint(token));
+                let Some(sessions) = &self.sessions else {
+                    // Not a JWT, and no session store to ask: not a token we can read.
+                    return Err(AuthError::Malformed(MalformedKind::NotThreeParts));
+                };
+                trace.provider = Some("session");
+                sessions.lookup(token, *source, headers).await
+            }
+        }
+    }
+
+    async fn identify_jwt(&self, token: &str, trace: &mut Trace) -> Result<Identity, AuthError> {
+        let now = unix_now();
+        if let Some(hit) = self.token_cache.get(token, now) {
+            if self.verifier.key_present(hit.key) {
+                self.cache_result("hit");
+                trace.cached = true;
+                return Ok(hit.identity.clone());
+            }
+            self.token_cache.invalidate(token);
+        }
+        self.cache_result("miss");
+        let verified = self.verifier.verify(token).await?;
+        let identity = verified.identity.clone();
+        self.token_cache.insert(token, Arc::new(verified));
+        Ok(identity)
+    }
+
+    fn cache_result(&self, result: &'static str) {
+        self.metrics
+            .token_cache
+            .get_or_create(&CacheLabels { result })
+            .inc();
+    }
+}
+
+impl Drop for Authorizer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// What the log event needs to know about how a decision was reached.
+#[derive(Debug)]
+struct Trace {
+    route: i64,
+    provider: Option<&'static str>,
+    fingerprint: Option<String>,
+    cached: bool,
+    anonymous_reason: &'static str,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Self {
+            route: -1,
+            provider: None,
+            fingerprint: None,
+            cached: false,
+            anonymous_reason: "anonymous",
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Claims as a JSON object, for dynamic metadata and the CLI.
+pub fn claims_of(decision: &Decision) -> Option<&Map<String, Value>> {
+    match decision {
+        Decision::Allow(Allow {
+            identity: Some(id), ..
+        }) => Some(&id.claims),
+        _ => None,
+    }
+}

@@ -1,0 +1,1 @@
+//! grpc (to be written)

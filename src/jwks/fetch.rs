@@ -1,0 +1,1 @@
+//! Fetching JWKS over HTTP(S) and refreshing them in the background.
