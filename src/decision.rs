@@ -196,7 +196,11 @@ impl Authorizer {
         (decision, trace)
     }
 
-    async fn decide_inner(&self, input: &CheckInput, trace: &mut Trace) -> Result<Allow, AuthError> {
+    async fn decide_inner(
+        &self,
+        input: &CheckInput,
+        trace: &mut Trace,
+    ) -> Result<Allow, AuthError> {
         let (raw_path, query) = match input.path.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (input.path.as_str(), None),
@@ -212,7 +216,7 @@ impl Authorizer {
 
         if rule.access == Access::Public {
             trace.anonymous_reason = "public";
-            return Ok(self.anonymous()?);
+            return self.anonymous();
         }
         let credential = self.extractor.extract(&input.headers, query)?;
         let Some(credential) = credential else {
@@ -226,7 +230,10 @@ impl Authorizer {
         };
         let identity = self.identify(&credential, &input.headers, trace).await?;
         rule.authorize(&identity.claims, &captures)?;
-        let headers = self.config.identity_headers.render(Some(&identity.claims))?;
+        let headers = self
+            .config
+            .identity_headers
+            .render(Some(&identity.claims))?;
         Ok(Allow {
             headers,
             identity: Some(identity),

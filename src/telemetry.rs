@@ -97,13 +97,10 @@ impl Metrics {
             "Authorization decisions by door, result and reason",
             decisions.clone(),
         );
-        let verify_duration = Histogram::new(
-            [
-                0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001,
-                0.002_5, 0.005, 0.01, 0.05, 0.25, 1.0,
-            ]
-            .into_iter(),
-        );
+        let verify_duration = Histogram::new([
+            0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5,
+            0.005, 0.01, 0.05, 0.25, 1.0,
+        ]);
         registry.register_with_unit(
             "verify_duration",
             "Time to reach a decision",

@@ -3,3 +3,13 @@
 //! server, an echo upstream, and launchers for the real peers (Envoy,
 //! nginx, Better Auth).
 #![allow(dead_code, unused_imports)]
+
+pub mod httpc;
+pub mod ports;
+pub mod procs;
+pub mod upstream;
+
+pub use httpc::{HttpResponse, http_get, http_request};
+pub use ports::{free_addr, free_port, wait_for_port};
+pub use procs::{Gatehouse, Proc, gatehouse_bin};
+pub use upstream::EchoUpstream;
