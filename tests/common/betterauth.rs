@@ -228,10 +228,7 @@ pub fn session_cookie(res: &HttpResponse) -> String {
 
 /// The cookie's value, URL-decoded: `TOKEN.SIG`.
 pub fn cookie_value(cookie: &str) -> String {
-    let raw = cookie
-        .split_once('=')
-        .map_or(cookie, |(_, v)| v)
-        .to_owned();
+    let raw = cookie.split_once('=').map_or(cookie, |(_, v)| v).to_owned();
     percent_encoding::percent_decode_str(&raw)
         .decode_utf8()
         .expect("cookie is UTF-8")
@@ -278,7 +275,11 @@ fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
     let chunked = headers
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_vec() };
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
     Some(HttpResponse {
         status,
         headers,
@@ -335,8 +336,20 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let _ = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-c"])
-            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-q",
+                "-c",
+            ])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .output();
     }
 }
