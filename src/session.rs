@@ -473,6 +473,7 @@ fn answer(fields: UserFields<'_>, expires_at: SystemTime) -> Cached {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -2,6 +2,7 @@
 //! says a real Better Auth 1.7 server does: cookie name and `TOKEN.SIG`
 //! signature, JWT header and claims, JWKS shape, get-session shape, and
 //! `null` after sign-out.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

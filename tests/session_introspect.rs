@@ -1,5 +1,6 @@
 //! Sessions by introspection against a real Better Auth server:
 //! `session.introspect_url` pointing at `/api/auth/get-session`.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Sessions read straight from Better Auth's own Postgres tables
 //! (`session.postgres`), created by Better Auth's migration in a database
 //! of the test's own on the shared server at 127.0.0.1:5432.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! Also a throwaway Postgres database per test (`TestDb`) on the shared
 //! server at 127.0.0.1:5432, dropped when the test ends. This module does
 //! not install Node packages: `npm ci --prefix tests/betterauth` does.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

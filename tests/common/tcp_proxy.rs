@@ -2,6 +2,7 @@
 //! backend (Postgres, Better Auth) "go away" and "come back" without
 //! touching the real server. While cut, new connections are closed at once
 //! and open ones are shut down.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
