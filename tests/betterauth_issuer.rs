@@ -133,3 +133,30 @@ fn issuer_signs_with_every_configured_algorithm() {
         assert_eq!(key["kty"], kty, "{alg}: {key}");
     }
 }
+
+#[test]
+fn issuer_rotates_keys_and_keeps_the_old_one_published() {
+    let ba = BetterAuth::start(BetterAuthOpts {
+        rotation: Some(std::time::Duration::from_secs(2)),
+        grace: Some(std::time::Duration::from_secs(60)),
+        ..BetterAuthOpts::default()
+    });
+    let user = ba.sign_up("rot@example.com", "correct-horse-9", "Rot");
+    let kid_of = |jwt: &str| decode_part(jwt.split('.').next().unwrap())["kid"].clone();
+    let first = kid_of(&ba.jwt(&user.cookie));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let second = kid_of(&ba.jwt(&user.cookie));
+    assert_ne!(first, second, "no new key after the rotation interval");
+    let jwks = ba.jwks();
+    let kids: Vec<&Value> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["kid"])
+        .collect();
+    assert!(
+        kids.contains(&&first),
+        "old key dropped during grace: {kids:?}"
+    );
+    assert!(kids.contains(&&second), "new key not published: {kids:?}");
+}

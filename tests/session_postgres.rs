@@ -234,3 +234,28 @@ async fn concurrent_lookups_of_one_token_make_one_query() {
     }
     assert_eq!(store.backend_calls(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_query_is_prepared_once_per_connection() {
+    let db = TestDb::create();
+    let ba = issuer(&db);
+    let mut values = Vec::new();
+    for i in 0..3 {
+        let u = ba.sign_up(&format!("p{i}@example.com"), "correct-horse-9", "P");
+        values.push(cookie_value(&u.cookie));
+    }
+    let proxy = TcpProxy::start_postgres(PG.parse::<SocketAddr>().unwrap());
+    // One connection, no cache: every lookup runs the query on it.
+    let store = store(&db.url_via(proxy.addr), Duration::ZERO, 1, &ba.secret);
+    for _ in 0..10 {
+        for v in &values {
+            store
+                .lookup(v, SourceKind::Cookie, &HeaderMap::new())
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(store.backend_calls(), 30);
+    assert_eq!(proxy.forwarded(), 1, "one pooled connection");
+    assert_eq!(proxy.parses(), 1, "statement prepared more than once");
+}
