@@ -11,13 +11,15 @@
 //!    itself): positive answers and "unknown"/"expired" answers are kept
 //!    for `cache_ttl`; "store unreachable" is never kept. Concurrent
 //!    lookups of one token share a single backend call.
-//! 3. The backend: introspection forwards the credential the way it came
-//!    (cookie or bearer); Postgres runs one prepared query per pooled
-//!    connection.
+//! 3. The backend: introspection forwards the signed cookie when the secret
+//!    is known (a raw bearer token is signed here, so the app needs no
+//!    bearer plugin), else the credential the way it came (cookie or
+//!    bearer); Postgres runs one prepared query per pooled connection.
 //!
 //! This module does not decide whether a credential is a JWT or a session
 //! token (the extractor does), and never logs a token or a session id.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -199,10 +201,20 @@ impl SessionStore {
         };
         let raw_token = self.check_signature(token, carrier)?;
 
-        let key = cache_key(carrier, token);
+        // With the secret known, a raw bearer token is signed here and
+        // forwarded as the cookie Better Auth itself would have set, so the
+        // app needs no bearer plugin; the presented value was checked above.
+        let (forward_carrier, forward) = match &self.secret {
+            Some(secret) if raw_token.len() == token.len() => {
+                (Carrier::Cookie, Cow::Owned(sign(secret, raw_token)))
+            }
+            Some(_) => (Carrier::Cookie, Cow::Borrowed(token)),
+            None => (carrier, Cow::Borrowed(token)),
+        };
+        let key = cache_key(forward_carrier, &forward);
         let answer = self
             .cache
-            .try_get_with(key, self.ask_backend(token, raw_token, carrier))
+            .try_get_with(key, self.ask_backend(&forward, raw_token, forward_carrier))
             .await;
         match answer {
             Ok(Cached::Valid {
@@ -283,6 +295,19 @@ fn cache_key(carrier: Carrier, value: &str) -> [u8; 32] {
     }]);
     h.update(value.as_bytes());
     h.finalize().into()
+}
+
+/// `TOKEN.SIG` as Better Auth signs its session cookie.
+fn sign(secret: &Secret, token: &str) -> String {
+    let sig = match Hmac::<Sha256>::new_from_slice(&secret.0) {
+        Ok(mut mac) => {
+            mac.update(token.as_bytes());
+            STANDARD.encode(mac.finalize().into_bytes())
+        }
+        // HMAC takes keys of any length; this arm is never taken.
+        Err(_) => String::new(),
+    };
+    format!("{token}.{sig}")
 }
 
 /// SIG == base64(HMAC-SHA256(secret, TOKEN)), compared in constant time.

@@ -202,3 +202,42 @@ async fn concurrent_lookups_of_one_token_make_one_call() {
     assert_eq!(store.backend_calls(), 1);
     assert_eq!(ba.get_session_calls(), before + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn raw_bearer_works_without_the_bearer_plugin_when_the_secret_is_known() {
+    let ba = BetterAuth::start(BetterAuthOpts {
+        bearer_plugin: false,
+        ..BetterAuthOpts::default()
+    });
+    let user = ba.sign_up("hal@example.com", "correct-horse-9", "Hal");
+    let value = cookie_value(&user.cookie);
+    let (raw, _) = value.split_once('.').unwrap();
+
+    // Better Auth alone ignores the bearer here.
+    let auth = format!("Bearer {raw}");
+    let res = ba.call(
+        "GET",
+        "/api/auth/get-session",
+        &[("authorization", &auth)],
+        None,
+    );
+    assert_eq!(res.body.trim(), "null");
+    let blind = store(&ba, Duration::from_secs(30), None);
+    let err = blind
+        .lookup(raw, SourceKind::Bearer, &HeaderMap::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err, AuthError::Session(SessionKind::Unknown));
+
+    // Knowing the secret, gatehouse forwards the signed cookie instead.
+    let store = store(&ba, Duration::from_secs(30), Some(&ba.secret));
+    for bearer in [raw, value.as_str()] {
+        let id = store
+            .lookup(bearer, SourceKind::Bearer, &HeaderMap::new())
+            .await
+            .unwrap();
+        assert_eq!(id.sub(), Some(user.user_id.as_str()));
+    }
+    // Both forms of the same session share one cached answer.
+    assert_eq!(store.backend_calls(), 1);
+}

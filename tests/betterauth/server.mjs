@@ -12,6 +12,7 @@
 //   JWT_ALG               EdDSA (default) | ES256 | ES512 | RS256 | PS256
 //   JWT_ROTATION_SECONDS  key rotation interval (off when unset)
 //   JWT_GRACE_SECONDS     how long rotated-out keys stay published
+//   BEARER_PLUGIN         "off" leaves out the bearer() plugin (cookies only)
 //   DATABASE_URL          Postgres (Better Auth's own migration runs at start); memory otherwise
 //
 // Also serves GET /__stats: {"getSession": n, "requests": n}, so tests can
@@ -60,7 +61,7 @@ const options = {
   database,
   trustedOrigins: [baseURL],
   emailAndPassword: { enabled: true },
-  plugins: [jwt({ jwks }), bearer()],
+  plugins: process.env.BEARER_PLUGIN === "off" ? [jwt({ jwks })] : [jwt({ jwks }), bearer()],
   telemetry: { enabled: false },
   // No rate limiting: tests sign in many times from one address.
   rateLimit: { enabled: false },

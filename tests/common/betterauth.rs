@@ -34,6 +34,8 @@ pub struct BetterAuthOpts {
     pub grace: Option<Duration>,
     /// Postgres URL; `None` uses Better Auth's memory adapter.
     pub database_url: Option<String>,
+    /// Include the `bearer()` plugin (session token as `Authorization: Bearer`).
+    pub bearer_plugin: bool,
 }
 
 impl Default for BetterAuthOpts {
@@ -44,6 +46,7 @@ impl Default for BetterAuthOpts {
             rotation: None,
             grace: None,
             database_url: None,
+            bearer_plugin: true,
         }
     }
 }
@@ -90,7 +93,11 @@ impl BetterAuth {
             .env("JWT_ALG", &opts.alg)
             .env_remove("DATABASE_URL")
             .env_remove("JWT_ROTATION_SECONDS")
-            .env_remove("JWT_GRACE_SECONDS");
+            .env_remove("JWT_GRACE_SECONDS")
+            .env(
+                "BEARER_PLUGIN",
+                if opts.bearer_plugin { "on" } else { "off" },
+            );
         if let Some(r) = opts.rotation {
             cmd.env("JWT_ROTATION_SECONDS", r.as_secs().max(1).to_string());
         }
