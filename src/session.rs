@@ -16,9 +16,7 @@ pub struct SessionStore {
 
 impl SessionStore {
     pub fn new(spec: &SessionSpec) -> Result<Self, ConfigError> {
-        Ok(Self {
-            _spec: spec.clone(),
-        })
+        Ok(Self { _spec: spec.clone() })
     }
 
     /// Resolves a session token to the session's user.
