@@ -157,12 +157,21 @@ impl RuleSet {
         path: &str,
         cors_preflight: bool,
     ) -> (&Rule, Captures) {
-        let segments = split_segments(path);
+        // Paths are split onto the stack; only unusually deep ones allocate.
+        let mut stack = [""; INLINE_SEGMENTS];
+        let heap: Vec<&str>;
+        let segments: &[&str] = match split_segments(path, &mut stack) {
+            Some(n) => stack.get(..n).unwrap_or_default(),
+            None => {
+                heap = segment_iter(path).collect();
+                &heap
+            }
+        };
         let host = host.map(strip_port);
         let found = self
             .rules
             .iter()
-            .find(|r| r.matches(method, host, &segments));
+            .find(|r| r.matches(method, host, segments));
         if cors_preflight
             && let Some(preflight) = &self.preflight
             && !found.is_some_and(|r| r.lists_options)
@@ -171,7 +180,7 @@ impl RuleSet {
         }
         match found {
             Some(rule) => {
-                let captures = rule.capture(&segments);
+                let captures = rule.capture(segments);
                 (rule, captures)
             }
             None => (&self.default, Captures::default()),
@@ -195,23 +204,25 @@ impl Rule {
     }
 
     fn matches(&self, method: &str, host: Option<&str>, segments: &[&str]) -> bool {
-        if !self.methods.is_empty() && !self.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
-        {
-            return false;
-        }
-        if !self.hosts.is_empty() {
-            let Some(host) = host else { return false };
-            if !self.hosts.iter().any(|p| p.matches(host)) {
-                return false;
-            }
-        }
-        match &self.path {
+        // The path is the most selective test, so it goes first.
+        let path_ok = match &self.path {
             PathMatcher::All => true,
             PathMatcher::Prefix(prefix) => {
                 prefix.len() <= segments.len() && prefix.iter().zip(segments).all(|(p, s)| p == s)
             }
             PathMatcher::Template { head, tail } => template_match(head, tail.as_deref(), segments),
+        };
+        if !path_ok {
+            return false;
         }
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
+        {
+            return false;
+        }
+        if self.hosts.is_empty() {
+            return true;
+        }
+        host.is_some_and(|host| self.hosts.iter().any(|p| p.matches(host)))
     }
 
     /// Captures for a path this rule is known to match.
@@ -334,16 +345,24 @@ fn segs_match(pattern: &[Seg], segments: &[&str]) -> bool {
     })
 }
 
-/// Splits a normalized path into its segments. The root has none, and a
-/// trailing slash adds none, so `/admin/` is matched as `/admin`.
-fn split_segments(path: &str) -> Vec<&str> {
+/// Paths up to this many segments are matched without allocating.
+const INLINE_SEGMENTS: usize = 32;
+
+/// The segments of a normalized path. The root has none, and a trailing
+/// slash adds none, so `/admin/` is matched as `/admin`.
+fn segment_iter(path: &str) -> impl Iterator<Item = &str> {
     let trimmed = path.trim_matches('/');
-    if trimmed.is_empty() {
-        return Vec::new();
+    trimmed.split('/').filter(move |_| !trimmed.is_empty())
+}
+
+/// Splits `path` into `out`; the count, or `None` when it does not fit.
+fn split_segments<'a>(path: &'a str, out: &mut [&'a str]) -> Option<usize> {
+    let mut n = 0;
+    for segment in segment_iter(path) {
+        *out.get_mut(n)? = segment;
+        n += 1;
     }
-    let mut out = Vec::with_capacity(8);
-    out.extend(trimmed.split('/'));
-    out
+    Some(n)
 }
 
 /// `example.com:8443` → `example.com`; `[::1]:80` → `[::1]`.
