@@ -556,7 +556,9 @@ fn compile_host(host: &str) -> Result<HostPattern, String> {
         Some(rest) => (HostPattern::Suffix(format!(".{rest}")), rest.to_owned()),
         None => (HostPattern::Exact(lower.clone()), lower.clone()),
     };
+    // A ':' belongs to IPv6 literals only; ports are never part of a pattern.
     let valid = !name.is_empty()
+        && (name.starts_with('[') || !name.contains(':'))
         && name.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':')
         });

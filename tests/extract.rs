@@ -1,6 +1,8 @@
 //! Credential extraction (SPEC §3 token_sources, §6 one credential per
 //! request, §9): sources in order, classification, and refusals.
 
+#![allow(clippy::unwrap_used)]
+
 use gatehouse::config::TokenSource;
 use gatehouse::error::{AuthError, MalformedKind};
 use gatehouse::extract::{Credential, Extractor, MAX_TOKEN_BYTES, SourceKind};

@@ -1,6 +1,8 @@
 //! Identity headers (SPEC §3 identity_headers, §4): compile-time checks and
 //! rendering of claims into headers to set and to remove.
 
+#![allow(clippy::unwrap_used)]
+
 use gatehouse::error::{AuthError, ForbiddenKind};
 use gatehouse::identity::{IdentityHeaders, RenderedHeaders, claim_at};
 use http::HeaderName;

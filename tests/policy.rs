@@ -1,6 +1,8 @@
 //! Rules and path safety: `normalize_path`, `RuleSet::compile`/`find` and
 //! `Rule::authorize`, as SPEC §3, §6 and §9 describe them.
 
+#![allow(clippy::unwrap_used)]
+
 use gatehouse::config::Access;
 use gatehouse::config::raw::{RawMatch, RawRule};
 use gatehouse::error::{AuthError, BadRequestKind, ForbiddenKind};
@@ -588,6 +590,10 @@ fn config_errors_name_their_key() {
     );
     assert_eq!(
         compile_err(r#"- match: { hosts: ["a/b"] }"#),
+        "rules[0].match.hosts[0]"
+    );
+    assert_eq!(
+        compile_err(r#"- match: { hosts: ["example.com:8080"] }"#),
         "rules[0].match.hosts[0]"
     );
     assert_eq!(
