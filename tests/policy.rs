@@ -676,3 +676,23 @@ fn matching_a_hundred_rules_is_fast() {
         "{best:?} per find"
     );
 }
+
+#[test]
+fn deep_paths_match_like_shallow_ones() {
+    let set = compile(r#"- match: { path: "/deep/**/{last}" }"#);
+    let mut path = String::from("/deep");
+    for i in 0..100 {
+        path.push_str(&format!("/s{i}"));
+    }
+    let (rule, caps) = set.find("GET", None, &path, false);
+    assert_eq!(rule.index, Some(0));
+    assert_eq!(caps.get("last"), Some("s99"));
+}
+
+#[test]
+fn ipv6_hosts_and_ports() {
+    let set = compile(r#"- match: { hosts: ["[::1]"] }"#);
+    assert_eq!(index_of(&set, "GET", Some("[::1]:8080"), "/"), Some(0));
+    assert_eq!(index_of(&set, "GET", Some("[::1]"), "/"), Some(0));
+    assert_eq!(index_of(&set, "GET", Some("[::2]"), "/"), None);
+}
