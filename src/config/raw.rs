@@ -90,14 +90,56 @@ pub struct RawProvider {
 }
 
 /// One place a credential may come from (SPEC §3 `token_sources[]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+///
+/// Written as a one-key map (`- header: authorization`); serialized the
+/// same way so `check-config` output can be fed back as a config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "TokenSourceMap")]
 pub enum RawTokenSource {
     /// `authorization` means `Bearer <t>` (scheme case-insensitive); any
     /// other header carries the raw token.
     Header(String),
     Cookie(String),
     Query(String),
+}
+
+/// The written form of a token source: exactly one of the keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenSourceMap {
+    #[serde(default)]
+    header: Option<String>,
+    #[serde(default)]
+    cookie: Option<String>,
+    #[serde(default)]
+    query: Option<String>,
+}
+
+impl TryFrom<TokenSourceMap> for RawTokenSource {
+    type Error = String;
+
+    fn try_from(m: TokenSourceMap) -> Result<Self, Self::Error> {
+        match (m.header, m.cookie, m.query) {
+            (Some(h), None, None) => Ok(RawTokenSource::Header(h)),
+            (None, Some(c), None) => Ok(RawTokenSource::Cookie(c)),
+            (None, None, Some(q)) => Ok(RawTokenSource::Query(q)),
+            _ => Err("a token source needs exactly one of header, cookie, query".to_owned()),
+        }
+    }
+}
+
+impl Serialize for RawTokenSource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (kind, name) = match self {
+            RawTokenSource::Header(n) => ("header", n),
+            RawTokenSource::Cookie(n) => ("cookie", n),
+            RawTokenSource::Query(n) => ("query", n),
+        };
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(kind, name)?;
+        map.end()
+    }
 }
 
 /// `public | optional | authenticated`.
