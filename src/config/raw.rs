@@ -93,8 +93,7 @@ pub struct RawProvider {
 ///
 /// Written as a one-key map (`- header: authorization`); serialized the
 /// same way so `check-config` output can be fed back as a config file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "TokenSourceMap")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawTokenSource {
     /// `authorization` means `Bearer <t>` (scheme case-insensitive); any
     /// other header carries the raw token.
@@ -103,28 +102,41 @@ pub enum RawTokenSource {
     Query(String),
 }
 
-/// The written form of a token source: exactly one of the keys.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenSourceMap {
-    #[serde(default)]
-    header: Option<String>,
-    #[serde(default)]
-    cookie: Option<String>,
-    #[serde(default)]
-    query: Option<String>,
+impl<'de> Deserialize<'de> for RawTokenSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TokenSourceVisitor)
+    }
 }
 
-impl TryFrom<TokenSourceMap> for RawTokenSource {
-    type Error = String;
+/// Reads the one-key map form, refusing unknown or repeated keys.
+struct TokenSourceVisitor;
 
-    fn try_from(m: TokenSourceMap) -> Result<Self, Self::Error> {
-        match (m.header, m.cookie, m.query) {
-            (Some(h), None, None) => Ok(RawTokenSource::Header(h)),
-            (None, Some(c), None) => Ok(RawTokenSource::Cookie(c)),
-            (None, None, Some(q)) => Ok(RawTokenSource::Query(q)),
-            _ => Err("a token source needs exactly one of header, cookie, query".to_owned()),
+impl<'de> serde::de::Visitor<'de> for TokenSourceVisitor {
+    type Value = RawTokenSource;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map with exactly one of `header`, `cookie`, `query`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error;
+        let mut found: Option<RawTokenSource> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let make: fn(String) -> RawTokenSource = match key.as_str() {
+                "header" => RawTokenSource::Header,
+                "cookie" => RawTokenSource::Cookie,
+                "query" => RawTokenSource::Query,
+                _ => return Err(A::Error::unknown_field(&key, &["header", "cookie", "query"])),
+            };
+            let value: String = map.next_value()?;
+            if found.is_some() {
+                return Err(A::Error::custom(
+                    "a token source needs exactly one of header, cookie, query",
+                ));
+            }
+            found = Some(make(value));
         }
+        found.ok_or_else(|| A::Error::custom("a token source needs one of header, cookie, query"))
     }
 }
 
