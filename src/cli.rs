@@ -199,23 +199,22 @@ pub fn render_check_config(config: &Config) -> String {
     let mut out = String::from("# gatehouse effective configuration (secrets redacted)\n");
     out.push_str(&config.to_yaml());
     for p in config.issuerless_providers() {
-        let kind = match p.keys {
-            KeySource::Secret(_) => "secret",
-            KeySource::File(_) => "file",
-            KeySource::JwksUri(_) => "jwks_uri",
-            KeySource::Discovery(_) => "discovery (issuer from the discovery document)",
-        };
-        if matches!(p.keys, KeySource::Discovery(_)) {
-            out.push_str(&format!(
+        let note = match p.keys {
+            KeySource::Discovery(_) => format!(
                 "# note: provider {:?} takes its issuer from the discovery document\n",
                 p.name
-            ));
-        } else {
-            out.push_str(&format!(
-                "# note: provider {:?} has no issuer: accepts tokens without a matching iss: {kind} provider\n",
-                p.name
-            ));
-        }
+            ),
+            KeySource::Secret(_) | KeySource::File(_) | KeySource::JwksUri(_) => format!(
+                "# note: provider {:?} has no issuer: accepts tokens without a matching iss: {} provider\n",
+                p.name,
+                if matches!(p.keys, KeySource::Secret(_)) {
+                    "secret"
+                } else {
+                    "file"
+                }
+            ),
+        };
+        out.push_str(&note);
     }
     out
 }
@@ -404,6 +403,7 @@ fn demo_error(e: &crate::demo::DemoError) -> ExitCode {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

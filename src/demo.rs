@@ -173,7 +173,11 @@ impl DemoIssuer {
 
     /// The compiled demo config (see [`DemoIssuer::raw_config`]). The
     /// process environment is not consulted: the demo is self-contained.
-    pub fn config(&self, http_addr: SocketAddr, grpc_addr: SocketAddr) -> Result<Config, ConfigError> {
+    pub fn config(
+        &self,
+        http_addr: SocketAddr,
+        grpc_addr: SocketAddr,
+    ) -> Result<Config, ConfigError> {
         Config::compile(self.raw_config(http_addr, grpc_addr), &Env::default())
     }
 }
@@ -256,12 +260,42 @@ pub fn cases(tokens: &SampleTokens) -> Vec<DemoCase> {
         expect,
     };
     vec![
-        case("alice reads her own profile", "GET", "/api/alice/profile", Some(&tokens.alice), 200),
-        case("alice reads bob's profile", "GET", "/api/bob/profile", Some(&tokens.alice), 403),
+        case(
+            "alice reads her own profile",
+            "GET",
+            "/api/alice/profile",
+            Some(&tokens.alice),
+            200,
+        ),
+        case(
+            "alice reads bob's profile",
+            "GET",
+            "/api/bob/profile",
+            Some(&tokens.alice),
+            403,
+        ),
         case("no token", "GET", "/api/alice/profile", None, 401),
-        case("expired token", "GET", "/api/alice/profile", Some(&tokens.expired), 401),
-        case("alice on an admin page", "GET", "/admin/settings", Some(&tokens.alice), 403),
-        case("bob (role admin) on an admin page", "GET", "/admin/settings", Some(&tokens.bob), 200),
+        case(
+            "expired token",
+            "GET",
+            "/api/alice/profile",
+            Some(&tokens.expired),
+            401,
+        ),
+        case(
+            "alice on an admin page",
+            "GET",
+            "/admin/settings",
+            Some(&tokens.alice),
+            403,
+        ),
+        case(
+            "bob (role admin) on an admin page",
+            "GET",
+            "/admin/settings",
+            Some(&tokens.bob),
+            200,
+        ),
         case("anyone on a public page", "GET", "/public/hello", None, 200),
     ]
 }
@@ -536,7 +570,9 @@ fn print_intro(http_addr: SocketAddr, grpc_addr: SocketAddr, tokens: &SampleToke
     println!("{}", curl("GET", "/api/alice/profile", Some("EXPIRED")));
     println!("# 200, bob (admin) on an admin page:");
     println!("{}", curl("GET", "/admin/settings", Some("BOB")));
-    println!("# Envoy's Check over gRPC (needs Envoy's protos, e.g. from envoyproxy/data-plane-api):");
+    println!(
+        "# Envoy's Check over gRPC (needs Envoy's protos, e.g. from envoyproxy/data-plane-api):"
+    );
     println!(
         "grpcurl -plaintext -import-path ./api -proto envoy/service/auth/v3/external_auth.proto \\\n  \
          -d \"{{\\\"attributes\\\":{{\\\"request\\\":{{\\\"http\\\":{{\\\"method\\\":\\\"GET\\\",\\\"path\\\":\\\"/api/alice/profile\\\",\\\"headers\\\":{{\\\"authorization\\\":\\\"Bearer $ALICE\\\"}}}}}}}}}}\" \\\n  \
@@ -545,6 +581,7 @@ fn print_intro(http_addr: SocketAddr, grpc_addr: SocketAddr, tokens: &SampleToke
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -581,7 +618,8 @@ mod tests {
         let issuer = DemoIssuer::new().unwrap();
         let t = issuer.user_token("http://x", &ALICE, -600);
         let payload = t.split('.').nth(1).unwrap();
-        let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
         assert!(claims["exp"].as_i64().unwrap() < unix_now() as i64);
         assert!(claims["iat"].as_i64().unwrap() < claims["exp"].as_i64().unwrap());
     }

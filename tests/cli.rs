@@ -1,5 +1,6 @@
 //! The real `gatehouse` binary: exit codes (0, 64), config error messages
 //! naming the key, and secrets never printed by `check-config`.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::process::{Command, Output};
@@ -25,11 +26,17 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn check_config_zero_config_better_auth_exits_0() {
-    let out = gatehouse(&["check-config"], &[("BETTER_AUTH_URL", "http://127.0.0.1:3000/")]);
+    let out = gatehouse(
+        &["check-config"],
+        &[("BETTER_AUTH_URL", "http://127.0.0.1:3000/")],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("name: better-auth"), "{stdout}");
-    assert!(stdout.contains("jwks_uri: http://127.0.0.1:3000/api/auth/jwks"), "{stdout}");
+    assert!(
+        stdout.contains("jwks_uri: http://127.0.0.1:3000/api/auth/jwks"),
+        "{stdout}"
+    );
     // The printed config parses back as YAML.
     let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&stdout).unwrap();
     assert!(v.get("providers").is_some());
@@ -63,7 +70,9 @@ fn check_config_never_prints_secrets() {
     assert!(all.contains("url_env: DATABASE_URL"), "{all}");
     // Issuer-less providers are named.
     assert!(
-        all.contains("\"api\" has no issuer: accepts tokens without a matching iss: secret provider"),
+        all.contains(
+            "\"api\" has no issuer: accepts tokens without a matching iss: secret provider"
+        ),
         "{all}"
     );
 }
@@ -71,7 +80,10 @@ fn check_config_never_prints_secrets() {
 #[test]
 fn check_config_bad_key_exits_64_naming_it() {
     let f = config_file("providers:\n  - name: x\n    issuer: i\n    jwks_url: https://a\n");
-    let out = gatehouse(&["check-config", "--config", f.path().to_str().unwrap()], &[]);
+    let out = gatehouse(
+        &["check-config", "--config", f.path().to_str().unwrap()],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(64));
     let stderr = text(&out.stderr);
     assert!(
@@ -84,7 +96,10 @@ fn check_config_bad_key_exits_64_naming_it() {
 #[test]
 fn check_config_reads_gatehouse_config_env() {
     let f = config_file("default_access: public\nhttp_addr: 127.0.0.1:7777\n");
-    let out = gatehouse(&["check-config"], &[("GATEHOUSE_CONFIG", f.path().to_str().unwrap())]);
+    let out = gatehouse(
+        &["check-config"],
+        &[("GATEHOUSE_CONFIG", f.path().to_str().unwrap())],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("http_addr: 127.0.0.1:7777"));
     // The flag wins over the env var.
@@ -108,7 +123,10 @@ fn no_providers_exits_64() {
 #[test]
 fn usage_errors_exit_64_help_and_version_exit_0() {
     assert_eq!(gatehouse(&["--bogus"], &[]).status.code(), Some(64));
-    assert_eq!(gatehouse(&["check-config", "--bogus"], &[]).status.code(), Some(64));
+    assert_eq!(
+        gatehouse(&["check-config", "--bogus"], &[]).status.code(),
+        Some(64)
+    );
     assert_eq!(gatehouse(&["frobnicate"], &[]).status.code(), Some(64));
     assert_eq!(gatehouse(&[], &[]).status.code(), Some(64));
     assert_eq!(gatehouse(&["verify"], &[]).status.code(), Some(64));
@@ -122,8 +140,13 @@ fn usage_errors_exit_64_help_and_version_exit_0() {
 
 #[test]
 fn verify_on_bad_config_exits_64() {
-    let f = config_file("providers: [ {name: x, algorithms: [HS256], issuer: i, jwks_uri: https://a} ]\n");
-    let out = gatehouse(&["verify", "--config", f.path().to_str().unwrap(), "a.b.c"], &[]);
+    let f = config_file(
+        "providers: [ {name: x, algorithms: [HS256], issuer: i, jwks_uri: https://a} ]\n",
+    );
+    let out = gatehouse(
+        &["verify", "--config", f.path().to_str().unwrap(), "a.b.c"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(64));
     assert!(
         text(&out.stderr).starts_with("gatehouse: config error: providers[0].algorithms[0]: "),
@@ -135,7 +158,10 @@ fn verify_on_bad_config_exits_64() {
 
 #[test]
 fn serve_on_bad_config_exits_64() {
-    let out = gatehouse(&["serve", "--http-addr", "not-an-address"], &[("BETTER_AUTH_URL", "http://127.0.0.1:3000")]);
+    let out = gatehouse(
+        &["serve", "--http-addr", "not-an-address"],
+        &[("BETTER_AUTH_URL", "http://127.0.0.1:3000")],
+    );
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).starts_with("gatehouse: config error: --http-addr: "));
 }

@@ -1,5 +1,6 @@
 //! `gatehouse verify` and `gatehouse demo --once` end to end through the
 //! real binary: tokens signed by the demo issuer, keys from a JWKS file.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -55,7 +56,12 @@ fn verify(s: &Setup, extra: &[&str], token: &str, stdin: Option<&str>) -> (Outpu
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     } else {
         drop(child.stdin.take());
     }
@@ -69,7 +75,12 @@ fn verify_allows_a_good_token() {
     let s = setup();
     let token = s.issuer.user_token(ISSUER, &ALICE, 600);
     let (out, v) = verify(&s, &["--path", "/api/alice/profile"], &token, None);
-    assert_eq!(out.status.code(), Some(0), "{v} {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{v} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(v["decision"], "allow");
     assert_eq!(v["status"], 200);
     assert_eq!(v["error"], Value::Null);
@@ -97,7 +108,11 @@ fn verify_denies_with_codes() {
     let (out, v) = verify(&s, &["--path", "/api/bob/profile"], &alice, None);
     assert_eq!(out.status.code(), Some(1), "{v}");
     assert_eq!(
-        (v["decision"].clone(), v["status"].clone(), v["error"].clone()),
+        (
+            v["decision"].clone(),
+            v["status"].clone(),
+            v["error"].clone()
+        ),
         (json!("deny"), json!(403), json!("forbidden"))
     );
 
@@ -130,7 +145,12 @@ fn demo_once_decides_every_case_as_expected() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("sample token for alice"));
     assert!(!stdout.contains("FAIL"), "{stdout}");
     assert!(stdout.contains(" 403 forbidden"), "{stdout}");

@@ -1,10 +1,13 @@
 //! Config layering, zero-config Better Auth, validation errors naming their
 //! key, and a fuzz-style property: arbitrary input never panics the loader.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::time::Duration;
 
-use gatehouse::config::{Access, Alg, Config, ConfigError, Env, KeySource, LoadOptions, TokenSource};
+use gatehouse::config::{
+    Access, Alg, Config, ConfigError, Env, KeySource, LoadOptions, TokenSource,
+};
 use proptest::prelude::*;
 
 fn opts(env: Env) -> LoadOptions {
@@ -105,20 +108,32 @@ fn log_env_overrides_file() {
     let c = load(&file, env).unwrap();
     assert_eq!(c.log_filter, "gatehouse=trace");
     assert_eq!(c.log_format, gatehouse::config::LogFormat::Json);
-    let e = err(ONE_PROVIDER, Env::default().with("GATEHOUSE_LOG_FORMAT", "xml"));
+    let e = err(
+        ONE_PROVIDER,
+        Env::default().with("GATEHOUSE_LOG_FORMAT", "xml"),
+    );
     assert_eq!(e.key, "GATEHOUSE_LOG_FORMAT");
 }
 
 #[test]
 fn bad_env_and_flag_addresses_name_their_source() {
-    let e = err(ONE_PROVIDER, Env::default().with("GATEHOUSE_HTTP_ADDR", "localhost"));
+    let e = err(
+        ONE_PROVIDER,
+        Env::default().with("GATEHOUSE_HTTP_ADDR", "localhost"),
+    );
     assert_eq!(e.key, "GATEHOUSE_HTTP_ADDR");
     let o = LoadOptions {
         grpc_addr: Some("nope".into()),
         ..LoadOptions::default()
     };
-    assert_eq!(Config::from_yaml(ONE_PROVIDER, &o).unwrap_err().key, "--grpc-addr");
-    let e = err(&format!("{ONE_PROVIDER}http_addr: ':80:'\n"), Env::default());
+    assert_eq!(
+        Config::from_yaml(ONE_PROVIDER, &o).unwrap_err().key,
+        "--grpc-addr"
+    );
+    let e = err(
+        &format!("{ONE_PROVIDER}http_addr: ':80:'\n"),
+        Env::default(),
+    );
     assert_eq!(e.key, "http_addr");
 }
 
@@ -135,7 +150,10 @@ fn config_file_from_flag_or_env() {
         config_path: Some(g.path().to_owned()),
         ..opts(env)
     };
-    assert_eq!(Config::load(&o).unwrap().http_addr.to_string(), "127.0.0.1:5555");
+    assert_eq!(
+        Config::load(&o).unwrap().http_addr.to_string(),
+        "127.0.0.1:5555"
+    );
 
     let o = LoadOptions {
         config_path: Some("/nonexistent/gatehouse.yaml".into()),
@@ -197,10 +215,13 @@ providers:
     let c = load(yaml, env).unwrap();
     let names: Vec<_> = c.providers.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["better-auth", "other"]);
-    assert_eq!(c.providers[0].issuer.as_deref(), Some("https://new.example"));
+    assert_eq!(
+        c.providers[0].issuer.as_deref(),
+        Some("https://new.example")
+    );
 
     let env = Env::default().with("BETTER_AUTH_URL", "https://new.example");
-    let c = load(&ONE_PROVIDER.to_string(), env).unwrap();
+    let c = load(ONE_PROVIDER, env).unwrap();
     let names: Vec<_> = c.providers.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["idp", "better-auth"]);
 }
@@ -237,7 +258,10 @@ fn bad_duration_is_named() {
         Env::default(),
     );
     assert_eq!(e.key, "providers[0].leeway");
-    let e = err(&format!("{ONE_PROVIDER}shutdown_delay: 5 fortnights\n"), Env::default());
+    let e = err(
+        &format!("{ONE_PROVIDER}shutdown_delay: 5 fortnights\n"),
+        Env::default(),
+    );
     assert_eq!(e.key, "shutdown_delay");
 }
 
@@ -248,7 +272,10 @@ fn bad_url_is_named() {
         Env::default(),
     );
     assert_eq!(e.key, "providers[1].jwks_uri");
-    let e = err("providers:\n  - name: d\n    discovery: not a url\n", Env::default());
+    let e = err(
+        "providers:\n  - name: d\n    discovery: not a url\n",
+        Env::default(),
+    );
     assert_eq!(e.key, "providers[0].discovery");
 }
 
@@ -310,14 +337,29 @@ fn provider_shape_errors() {
     assert!(e.message.contains("exactly one"));
     let e = err("providers:\n  - name: x\n    issuer: i\n", Env::default());
     assert_eq!(e.key, "providers[0]");
-    let e = err("providers:\n  - name: x\n    jwks_uri: https://a\n", Env::default());
+    let e = err(
+        "providers:\n  - name: x\n    jwks_uri: https://a\n",
+        Env::default(),
+    );
     assert_eq!(e.key, "providers[0].issuer");
     // Discovery takes its issuer from the document.
-    assert!(load("providers:\n  - name: d\n    discovery: https://idp.example\n", Env::default()).is_ok());
-    let e = err(&format!("{ONE_PROVIDER}  - name: idp\n    issuer: j\n    jwks_uri: https://b\n"), Env::default());
+    assert!(
+        load(
+            "providers:\n  - name: d\n    discovery: https://idp.example\n",
+            Env::default()
+        )
+        .is_ok()
+    );
+    let e = err(
+        &format!("{ONE_PROVIDER}  - name: idp\n    issuer: j\n    jwks_uri: https://b\n"),
+        Env::default(),
+    );
     assert_eq!(e.key, "providers[1].name");
     assert!(e.message.contains("duplicate"));
-    let e = err("providers:\n  - name: f\n    jwks_file: /nonexistent/jwks.json\n", Env::default());
+    let e = err(
+        "providers:\n  - name: f\n    jwks_file: /nonexistent/jwks.json\n",
+        Env::default(),
+    );
     assert_eq!(e.key, "providers[0].jwks_file");
 }
 
@@ -347,22 +389,36 @@ fn token_sources_validated() {
             TokenSource::Bearer
         ]
     );
-    let e = err(&format!("{ONE_PROVIDER}token_sources:\n  - header: \"bad header\"\n"), Env::default());
+    let e = err(
+        &format!("{ONE_PROVIDER}token_sources:\n  - header: \"bad header\"\n"),
+        Env::default(),
+    );
     assert_eq!(e.key, "token_sources[0].header");
-    let e = err(&format!("{ONE_PROVIDER}token_sources:\n  - cookie: a\n  - cookie: \"a;b\"\n"), Env::default());
+    let e = err(
+        &format!("{ONE_PROVIDER}token_sources:\n  - cookie: a\n  - cookie: \"a;b\"\n"),
+        Env::default(),
+    );
     assert_eq!(e.key, "token_sources[1].cookie");
-    let e = err(&format!("{ONE_PROVIDER}token_sources: []\n"), Env::default());
+    let e = err(
+        &format!("{ONE_PROVIDER}token_sources: []\n"),
+        Env::default(),
+    );
     assert_eq!(e.key, "token_sources");
 }
 
 #[test]
 fn session_validated() {
     let e = err(
-        &format!("{ONE_PROVIDER}session:\n  introspect_url: https://a/api/auth/get-session\n  postgres: {{ url_env: DATABASE_URL }}\n"),
+        &format!(
+            "{ONE_PROVIDER}session:\n  introspect_url: https://a/api/auth/get-session\n  postgres: {{ url_env: DATABASE_URL }}\n"
+        ),
         Env::default(),
     );
     assert_eq!(e.key, "session");
-    let e = err(&format!("{ONE_PROVIDER}session:\n  postgres: {{ url_env: DATABASE_URL }}\n"), Env::default());
+    let e = err(
+        &format!("{ONE_PROVIDER}session:\n  postgres: {{ url_env: DATABASE_URL }}\n"),
+        Env::default(),
+    );
     assert_eq!(e.key, "session.postgres.url_env");
     let c = load(
         &format!("{ONE_PROVIDER}session:\n  postgres: {{ url_env: DATABASE_URL }}\n"),
@@ -375,28 +431,46 @@ fn session_validated() {
     assert_eq!(s.cache_ttl, Duration::from_secs(30));
     assert_eq!(s.secret.unwrap().0, b"cookie-secret");
     let e = err(
-        &format!("{ONE_PROVIDER}session:\n  introspect_url: https://a/x\n  secret_env: COOKIE_SECRET\n"),
+        &format!(
+            "{ONE_PROVIDER}session:\n  introspect_url: https://a/x\n  secret_env: COOKIE_SECRET\n"
+        ),
         Env::default(),
     );
     assert_eq!(e.key, "session.secret_env");
-    let e = err(&format!("{ONE_PROVIDER}session:\n  introspect_url: a/x\n"), Env::default());
+    let e = err(
+        &format!("{ONE_PROVIDER}session:\n  introspect_url: a/x\n"),
+        Env::default(),
+    );
     assert_eq!(e.key, "session.introspect_url");
 }
 
 #[test]
 fn token_cache_sizes() {
-    let c = load(&format!("{ONE_PROVIDER}token_cache: {{ max_memory: 1MiB }}\n"), Env::default()).unwrap();
+    let c = load(
+        &format!("{ONE_PROVIDER}token_cache: {{ max_memory: 1MiB }}\n"),
+        Env::default(),
+    )
+    .unwrap();
     assert_eq!(c.token_cache_max_bytes, 1 << 20);
-    let c = load(&format!("{ONE_PROVIDER}token_cache: {{ enabled: false }}\n"), Env::default()).unwrap();
+    let c = load(
+        &format!("{ONE_PROVIDER}token_cache: {{ enabled: false }}\n"),
+        Env::default(),
+    )
+    .unwrap();
     assert_eq!(c.token_cache_max_bytes, 0);
-    let e = err(&format!("{ONE_PROVIDER}token_cache: {{ max_memory: lots }}\n"), Env::default());
+    let e = err(
+        &format!("{ONE_PROVIDER}token_cache: {{ max_memory: lots }}\n"),
+        Env::default(),
+    );
     assert_eq!(e.key, "token_cache.max_memory");
 }
 
 #[test]
 fn tls_files_must_exist() {
     let e = err(
-        &format!("{ONE_PROVIDER}tls: {{ cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem }}\n"),
+        &format!(
+            "{ONE_PROVIDER}tls: {{ cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem }}\n"
+        ),
         Env::default(),
     );
     assert_eq!(e.key, "tls.cert_file");
@@ -421,7 +495,10 @@ fn rules_errors_surface_from_the_rule_compiler() {
         Err(e) => assert!(e.key.starts_with("rules[0]"), "{e}"),
     }
     // A shape error inside a rule is named by the YAML layer.
-    let e = err(&format!("{ONE_PROVIDER}rules:\n  - match: {{ path: /a }}\n    access: everyone\n"), Env::default());
+    let e = err(
+        &format!("{ONE_PROVIDER}rules:\n  - match: {{ path: /a }}\n    access: everyone\n"),
+        Env::default(),
+    );
     assert_eq!(e.key, "rules[0].access");
 }
 
@@ -436,7 +513,12 @@ fn effective_yaml_round_trips() {
     assert!(yaml.contains("secret_env: BETTER_AUTH_SECRET"));
     // The printed config is itself a valid config with the same providers.
     let again = load(&yaml, env).unwrap();
-    let names = |c: &Config| c.providers.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    let names = |c: &Config| {
+        c.providers
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(&c), names(&again));
     assert_eq!(c.token_sources, again.token_sources);
 }
@@ -460,8 +542,14 @@ proptest! {
 
 #[test]
 fn token_source_shape_errors_are_named() {
-    let e = err(&format!("{ONE_PROVIDER}token_sources:\n  - header: a\n    cookie: b\n"), Env::default());
+    let e = err(
+        &format!("{ONE_PROVIDER}token_sources:\n  - header: a\n    cookie: b\n"),
+        Env::default(),
+    );
     assert_eq!(e.key, "token_sources[0]");
-    let e = err(&format!("{ONE_PROVIDER}token_sources:\n  - bearer: x\n"), Env::default());
+    let e = err(
+        &format!("{ONE_PROVIDER}token_sources:\n  - bearer: x\n"),
+        Env::default(),
+    );
     assert_eq!(e.key, "token_sources[0].bearer");
 }

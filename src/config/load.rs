@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{
-    Access, RawConfig, RawLog, RawPostgres, RawProvider, RawSession, RawTokenCache,
-    RawTokenSource,
+    Access, RawConfig, RawLog, RawPostgres, RawProvider, RawSession, RawTokenCache, RawTokenSource,
 };
 use super::{
     Alg, Config, ConfigError, KeySource, LogFormat, ProviderSpec, Secret, SessionBackend,
@@ -377,9 +376,13 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
     let mut eff = raw;
 
-    let grpc_addr = eff.grpc_addr.get_or_insert_with(|| DEFAULT_GRPC_ADDR.to_owned());
+    let grpc_addr = eff
+        .grpc_addr
+        .get_or_insert_with(|| DEFAULT_GRPC_ADDR.to_owned());
     let grpc_addr = parse_addr(grpc_addr).map_err(|m| ConfigError::new("grpc_addr", m))?;
-    let http_addr = eff.http_addr.get_or_insert_with(|| DEFAULT_HTTP_ADDR.to_owned());
+    let http_addr = eff
+        .http_addr
+        .get_or_insert_with(|| DEFAULT_HTTP_ADDR.to_owned());
     let http_addr = parse_addr(http_addr).map_err(|m| ConfigError::new("http_addr", m))?;
 
     // Providers.
@@ -437,10 +440,7 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
     };
 
     let everything_public = default_access == Access::Public
-        && eff
-            .rules
-            .iter()
-            .all(|r| r.access == Some(Access::Public));
+        && eff.rules.iter().all(|r| r.access == Some(Access::Public));
     if providers.is_empty() && session.is_none() && !everything_public {
         return Err(ConfigError::new(
             "providers",
@@ -481,7 +481,10 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
 
     // Logging.
     let log = eff.log.get_or_insert_with(RawLog::default);
-    let log_filter = log.level.get_or_insert_with(|| DEFAULT_LOG.to_owned()).clone();
+    let log_filter = log
+        .level
+        .get_or_insert_with(|| DEFAULT_LOG.to_owned())
+        .clone();
     if log_filter.trim().is_empty() {
         return Err(ConfigError::new("log.level", "must not be empty"));
     }
@@ -510,7 +513,11 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
 
 /// Validates one provider and fills its defaults into `p` (the effective
 /// config shows them).
-fn compile_provider(p: &mut RawProvider, key: &str, env: &Env) -> Result<ProviderSpec, ConfigError> {
+fn compile_provider(
+    p: &mut RawProvider,
+    key: &str,
+    env: &Env,
+) -> Result<ProviderSpec, ConfigError> {
     let k = |field: &str| format!("{key}.{field}");
     if p.name.trim().is_empty() {
         return Err(ConfigError::new(k("name"), "must not be empty"));
@@ -567,7 +574,10 @@ fn compile_provider(p: &mut RawProvider, key: &str, env: &Env) -> Result<Provide
     }
     for (j, a) in p.audiences.iter().enumerate() {
         if a.trim().is_empty() {
-            return Err(ConfigError::new(format!("{key}.audiences[{j}]"), "must not be empty"));
+            return Err(ConfigError::new(
+                format!("{key}.audiences[{j}]"),
+                "must not be empty",
+            ));
         }
     }
 
@@ -596,7 +606,10 @@ fn compile_provider(p: &mut RawProvider, key: &str, env: &Env) -> Result<Provide
                 if alg.is_hmac() && !is_secret {
                     return Err(ConfigError::new(
                         &akey,
-                        format!("{} needs a secret_env provider, not a key set", alg.as_str()),
+                        format!(
+                            "{} needs a secret_env provider, not a key set",
+                            alg.as_str()
+                        ),
                     ));
                 }
                 if !alg.is_hmac() && is_secret {
@@ -618,7 +631,10 @@ fn compile_provider(p: &mut RawProvider, key: &str, env: &Env) -> Result<Provide
 
     let refresh_interval = *p.refresh_interval.get_or_insert(DEFAULT_REFRESH_INTERVAL);
     if refresh_interval.is_zero() {
-        return Err(ConfigError::new(k("refresh_interval"), "must be more than 0s"));
+        return Err(ConfigError::new(
+            k("refresh_interval"),
+            "must be more than 0s",
+        ));
     }
     let unknown_kid_refetch_interval = *p
         .unknown_kid_refetch_interval
@@ -630,7 +646,10 @@ fn compile_provider(p: &mut RawProvider, key: &str, env: &Env) -> Result<Provide
         .clone();
     for (j, c) in require.iter().enumerate() {
         if c.trim().is_empty() {
-            return Err(ConfigError::new(format!("{key}.require[{j}]"), "must not be empty"));
+            return Err(ConfigError::new(
+                format!("{key}.require[{j}]"),
+                "must not be empty",
+            ));
         }
     }
     if let Some(max) = p.max_lifetime
@@ -658,7 +677,10 @@ fn compile_token_source(s: &RawTokenSource, key: &str) -> Result<TokenSource, Co
         RawTokenSource::Header(h) => {
             let name = h.trim().to_ascii_lowercase();
             http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                ConfigError::new(format!("{key}.header"), format!("{h:?} is not a header name"))
+                ConfigError::new(
+                    format!("{key}.header"),
+                    format!("{h:?} is not a header name"),
+                )
             })?;
             if name == "authorization" {
                 Ok(TokenSource::Bearer)
@@ -679,7 +701,10 @@ fn compile_token_source(s: &RawTokenSource, key: &str) -> Result<TokenSource, Co
             Ok(TokenSource::Cookie(c.clone()))
         }
         RawTokenSource::Query(q) => {
-            if q.is_empty() || q.chars().any(|ch| ch.is_ascii_control() || "&=#? ".contains(ch)) {
+            if q.is_empty()
+                || q.chars()
+                    .any(|ch| ch.is_ascii_control() || "&=#? ".contains(ch))
+            {
                 return Err(ConfigError::new(
                     format!("{key}.query"),
                     format!("{q:?} is not a query parameter name"),
@@ -743,7 +768,9 @@ fn compile_postgres(pg: &RawPostgres, env: &Env) -> Result<SessionBackend, Confi
             format!("environment variable {var} is not set or is empty"),
         ));
     };
-    let max_connections = pg.max_connections.unwrap_or(DEFAULT_POSTGRES_MAX_CONNECTIONS);
+    let max_connections = pg
+        .max_connections
+        .unwrap_or(DEFAULT_POSTGRES_MAX_CONNECTIONS);
     if max_connections == 0 {
         return Err(ConfigError::new(
             "session.postgres.max_connections",
@@ -765,6 +792,7 @@ fn check_file(path: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -793,7 +821,9 @@ mod tests {
 
     #[test]
     fn yaml_error_keys() {
-        let e = yaml_error("providers[0]: unknown field `jwks_url`, expected one of `name` at line 3 column 5");
+        let e = yaml_error(
+            "providers[0]: unknown field `jwks_url`, expected one of `name` at line 3 column 5",
+        );
         assert_eq!(e.key, "providers[0].jwks_url");
         let e = yaml_error("unknown field `provider`, expected one of `x`");
         assert_eq!(e.key, "provider");
