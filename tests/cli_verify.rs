@@ -156,3 +156,69 @@ fn demo_once_decides_every_case_as_expected() {
     assert!(stdout.contains(" 403 forbidden"), "{stdout}");
     assert!(stdout.contains(" 401 token_expired"), "{stdout}");
 }
+
+/// Kills the child on drop so a failed assertion leaves nothing running.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn demo_serves_and_its_live_checks_pass() {
+    use std::io::BufRead;
+    let http = format!("127.0.0.1:{}", free_port());
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["demo", "--http-addr", &http, "--grpc-addr", &grpc])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _running = Running(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            Ok(line) => {
+                let done = line.contains("gatehouse demo is running");
+                seen.push(line);
+                if done {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let all = seen.join("\n");
+    assert!(
+        all.contains(&format!("curl -i http://{http}/auth")),
+        "{all}"
+    );
+    assert!(all.contains("live check against"), "{all}");
+    assert!(all.contains("gatehouse demo is running"), "{all}");
+    assert!(!all.contains("FAIL"), "{all}");
+}
