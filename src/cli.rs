@@ -366,13 +366,19 @@ fn demo(args: DemoArgs, env: &Env) -> ExitCode {
             Err(e) => demo_error(&e),
         };
     }
-    let http_flag = args.http_addr.as_deref().or(env.get(ENV_HTTP_ADDR));
-    let grpc_flag = args.grpc_addr.as_deref().or(env.get(ENV_GRPC_ADDR));
-    let picked = crate::demo::pick_addr(http_flag, "--http-addr", crate::demo::DEMO_HTTP_ADDR)
-        .and_then(|h| {
-            crate::demo::pick_addr(grpc_flag, "--grpc-addr", crate::demo::DEMO_GRPC_ADDR)
-                .map(|g| (h, g))
-        });
+    // flag > env > default; errors name whichever supplied the value.
+    let source = |flag: &Option<String>, flag_name: &'static str, var: &'static str| match flag {
+        Some(v) => (Some(v.clone()), flag_name),
+        None => (env.get(var).map(str::to_owned), var),
+    };
+    let (http_value, http_key) = source(&args.http_addr, "--http-addr", ENV_HTTP_ADDR);
+    let (grpc_value, grpc_key) = source(&args.grpc_addr, "--grpc-addr", ENV_GRPC_ADDR);
+    let picked =
+        crate::demo::pick_addr(http_value.as_deref(), http_key, crate::demo::DEMO_HTTP_ADDR)
+            .and_then(|h| {
+                crate::demo::pick_addr(grpc_value.as_deref(), grpc_key, crate::demo::DEMO_GRPC_ADDR)
+                    .map(|g| (h, g))
+            });
     let ((http_addr, http_note), (grpc_addr, grpc_note)): (
         (SocketAddr, Option<String>),
         (SocketAddr, Option<String>),

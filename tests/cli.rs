@@ -165,3 +165,13 @@ fn serve_on_bad_config_exits_64() {
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).starts_with("gatehouse: config error: --http-addr: "));
 }
+
+#[test]
+fn demo_bad_address_exits_64_naming_its_source() {
+    let out = gatehouse(&["demo", "--http-addr", "nope"], &[]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).starts_with("gatehouse: config error: --http-addr: "));
+    let out = gatehouse(&["demo"], &[("GATEHOUSE_GRPC_ADDR", "bad")]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).starts_with("gatehouse: config error: GATEHOUSE_GRPC_ADDR: "));
+}
