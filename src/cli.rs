@@ -188,8 +188,7 @@ fn check_config(opts: &LoadOptions) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_error(&e),
     };
-    print!("{}", render_check_config(&config));
-    ExitCode::SUCCESS
+    write_stdout(&render_check_config(&config))
 }
 
 /// What `check-config` prints: the effective config as YAML (secrets are
@@ -217,6 +216,16 @@ pub fn render_check_config(config: &Config) -> String {
         out.push_str(&note);
     }
     out
+}
+
+/// Writes the command's result; a closed stdout is a failure, not a panic.
+fn write_stdout(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(EXIT_FAILURE),
+    }
 }
 
 fn read_token(arg: &str) -> Result<String, String> {
@@ -289,12 +298,11 @@ fn verify(args: VerifyArgs, env: Env) -> ExitCode {
             VERIFY_KEY_WAIT.as_secs()
         );
     }
-    println!("{}", decision_json(&decision));
-    if decision.is_allow() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILURE)
+    let written = write_stdout(&format!("{}\n", decision_json(&decision)));
+    if written != ExitCode::SUCCESS || !decision.is_allow() {
+        return ExitCode::from(EXIT_FAILURE);
     }
+    ExitCode::SUCCESS
 }
 
 fn bearer_headers(token: &str) -> Option<http::HeaderMap> {
