@@ -196,7 +196,11 @@ impl Authorizer {
         (decision, trace)
     }
 
-    async fn decide_inner(&self, input: &CheckInput, trace: &mut Trace) -> Result<Allow, AuthError> {
+    async fn decide_inner(
+        &self,
+        input: &CheckInput,
+        trace: &mut Trace,
+    ) -> Result<Allow, AuthError> {
         let (raw_path, query) = match input.path.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (input.path.as_str(), None),
@@ -226,7 +230,10 @@ impl Authorizer {
         };
         let identity = self.identify(&credential, &input.headers, trace).await?;
         rule.authorize(&identity.claims, &captures)?;
-        let headers = self.config.identity_headers.render(Some(&identity.claims))?;
+        let headers = self
+            .config
+            .identity_headers
+            .render(Some(&identity.claims))?;
         Ok(Allow {
             headers,
             identity: Some(identity),

@@ -388,7 +388,12 @@ mod tests {
         ] {
             all.push(AuthError::Invalid(i));
         }
-        for s in [S::BadCookieSignature, S::Unknown, S::Expired, S::NotConfigured] {
+        for s in [
+            S::BadCookieSignature,
+            S::Unknown,
+            S::Expired,
+            S::NotConfigured,
+        ] {
             all.push(AuthError::Session(s));
         }
         for f in [F::ClaimMismatch, F::PathClaimMismatch, F::BadHeaderValue] {
@@ -426,20 +431,33 @@ mod tests {
     #[test]
     fn table_matches_spec() {
         assert_eq!(AuthError::Missing.http_status(), 401);
-        assert_eq!(AuthError::Forbidden(ForbiddenKind::ClaimMismatch).http_status(), 403);
+        assert_eq!(
+            AuthError::Forbidden(ForbiddenKind::ClaimMismatch).http_status(),
+            403
+        );
         assert_eq!(AuthError::JwksUnavailable("x".into()).http_status(), 503);
         assert_eq!(AuthError::SessionUnavailable.http_status(), 503);
-        assert_eq!(AuthError::BadRequest(BadRequestKind::MatrixParameter).http_status(), 400);
+        assert_eq!(
+            AuthError::BadRequest(BadRequestKind::MatrixParameter).http_status(),
+            400
+        );
         assert_eq!(AuthError::Missing.grpc_code(), 16);
-        assert_eq!(AuthError::Forbidden(ForbiddenKind::ClaimMismatch).grpc_code(), 7);
+        assert_eq!(
+            AuthError::Forbidden(ForbiddenKind::ClaimMismatch).grpc_code(),
+            7
+        );
         assert_eq!(AuthError::SessionUnavailable.grpc_code(), 14);
     }
 
     #[test]
     fn missing_token_challenge_has_no_error_attribute() {
-        let c = AuthError::Missing.www_authenticate().expect("401 has a challenge");
+        let c = AuthError::Missing
+            .www_authenticate()
+            .expect("401 has a challenge");
         assert_eq!(c, "Bearer realm=\"gatehouse\"");
-        let c = AuthError::Expired.www_authenticate().expect("401 has a challenge");
+        let c = AuthError::Expired
+            .www_authenticate()
+            .expect("401 has a challenge");
         assert!(c.contains("error=\"invalid_token\""));
         assert!(c.contains("error_description="));
     }

@@ -26,9 +26,15 @@ pub enum SourceKind {
 /// A credential as presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    Jwt { token: String, source: SourceKind },
+    Jwt {
+        token: String,
+        source: SourceKind,
+    },
     /// A Better Auth session token (`TOKEN` or signed `TOKEN.SIG`), URL-decoded.
-    Session { token: String, source: SourceKind },
+    Session {
+        token: String,
+        source: SourceKind,
+    },
 }
 
 /// Compiled token sources.
@@ -45,7 +51,11 @@ impl Extractor {
     }
 
     /// Finds the request's credential. `Ok(None)`: none presented.
-    pub fn extract(&self, headers: &HeaderMap, query: Option<&str>) -> Result<Option<Credential>, AuthError> {
+    pub fn extract(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Option<Credential>, AuthError> {
         let _ = (headers, query, &self.sources);
         Ok(None)
     }

@@ -51,7 +51,9 @@ impl IdentityHeaders {
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, ConfigError> {
         let _ = pairs;
-        Ok(Self { entries: Vec::new() })
+        Ok(Self {
+            entries: Vec::new(),
+        })
     }
 
     /// Every configured header name.
@@ -61,7 +63,10 @@ impl IdentityHeaders {
 
     /// Headers to set for `claims`, and every configured one not set.
     /// `None` claims (anonymous or public) sets nothing and removes all.
-    pub fn render(&self, claims: Option<&Map<String, Value>>) -> Result<RenderedHeaders, AuthError> {
+    pub fn render(
+        &self,
+        claims: Option<&Map<String, Value>>,
+    ) -> Result<RenderedHeaders, AuthError> {
         let _ = claims;
         Ok(RenderedHeaders::default())
     }

@@ -66,7 +66,11 @@ impl RuleSet {
 
 impl Rule {
     /// Checks `claims` and `path_claims` → `Forbidden` on failure.
-    pub fn authorize(&self, claims: &Map<String, Value>, captures: &Captures) -> Result<(), AuthError> {
+    pub fn authorize(
+        &self,
+        claims: &Map<String, Value>,
+        captures: &Captures,
+    ) -> Result<(), AuthError> {
         let _ = (claims, captures);
         Ok(())
     }

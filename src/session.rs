@@ -16,7 +16,9 @@ pub struct SessionStore {
 
 impl SessionStore {
     pub fn new(spec: &SessionSpec) -> Result<Self, ConfigError> {
-        Ok(Self { _spec: spec.clone() })
+        Ok(Self {
+            _spec: spec.clone(),
+        })
     }
 
     /// Resolves a session token to the session's user.

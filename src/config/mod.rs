@@ -172,7 +172,10 @@ pub enum TokenSource {
 pub enum SessionBackend {
     Introspect(String),
     /// Connection URL read from the env var named in the file.
-    Postgres { url: Secret, max_connections: usize },
+    Postgres {
+        url: Secret,
+        max_connections: usize,
+    },
 }
 
 /// Validated `session` block.

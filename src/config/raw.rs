@@ -40,10 +40,18 @@ pub struct RawConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_cache: Option<RawTokenCache>,
     /// SIGTERM: how long to keep answering while not ready (default 5s).
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub shutdown_delay: Option<Duration>,
     /// SIGTERM: how long in-flight requests may take after the delay (default 20s).
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub shutdown_grace: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<RawTls>,
@@ -76,16 +84,32 @@ pub struct RawProvider {
     pub secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithms: Option<Vec<String>>,
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub refresh_interval: Option<Duration>,
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub unknown_kid_refetch_interval: Option<Duration>,
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub leeway: Option<Duration>,
     /// Claims that must be present. `None` means `[exp]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require: Option<Vec<String>>,
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_lifetime: Option<Duration>,
 }
 
@@ -153,7 +177,11 @@ pub struct RawSession {
     pub introspect_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<RawPostgres>,
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cache_ttl: Option<Duration>,
     /// Env var with the cookie-signing secret (default `BETTER_AUTH_SECRET`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,3 +3,5 @@
 //! server, an echo upstream, and launchers for the real peers (Envoy,
 //! nginx, Better Auth).
 #![allow(dead_code, unused_imports)]
+pub mod jwks_server;
+pub mod tokens;
