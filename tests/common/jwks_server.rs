@@ -23,6 +23,8 @@ struct Behaviour {
     cache_control: Option<String>,
     delay: Duration,
     body: Option<Vec<u8>>,
+    /// Documents served on specific paths instead of `doc`.
+    by_path: HashMap<String, Value>,
     hits: HashMap<String, usize>,
 }
 
@@ -37,9 +39,10 @@ async fn answer(State(state): State<Arc<Mutex<Behaviour>>>, uri: Uri) -> Respons
     let (status, cache_control, delay, body) = {
         let mut b = state.lock().expect("state lock");
         *b.hits.entry(uri.path().to_owned()).or_insert(0) += 1;
-        let body = match &b.body {
-            Some(raw) => raw.clone(),
-            None => b.doc.to_string().into_bytes(),
+        let body = match (&b.body, b.by_path.get(uri.path())) {
+            (_, Some(doc)) => doc.to_string().into_bytes(),
+            (Some(raw), None) => raw.clone(),
+            (None, None) => b.doc.to_string().into_bytes(),
         };
         (b.status, b.cache_control.clone(), b.delay, body)
     };
@@ -64,6 +67,7 @@ impl JwksServer {
             cache_control: None,
             delay: Duration::ZERO,
             body: None,
+            by_path: HashMap::new(),
             hits: HashMap::new(),
         }));
         let app = Router::new().fallback(answer).with_state(state.clone());
@@ -112,6 +116,15 @@ impl JwksServer {
         let mut b = self.state.lock().expect("lock");
         b.doc = doc;
         b.body = None;
+    }
+
+    /// Serves `doc` on `path` only (e.g. an OIDC discovery document).
+    pub fn set_doc_at(&self, path: &str, doc: Value) {
+        self.state
+            .lock()
+            .expect("lock")
+            .by_path
+            .insert(path.to_owned(), doc);
     }
 
     pub fn set_status(&self, status: u16) {

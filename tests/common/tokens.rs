@@ -3,7 +3,9 @@
 //! can be crafted). Keys are generated fresh with aws-lc-rs; nothing here is
 //! used by the product itself.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gatehouse::config::{KeySource, ProviderSpec, Secret};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -242,4 +244,31 @@ pub fn claims(iss: &str, aud: &str, sub: &str, ttl_secs: i64) -> Value {
         "email": format!("{sub}@example.test"),
         "name": format!("User {sub}"),
     })
+}
+
+/// A provider with the documented defaults (RS256 for RSA keys without
+/// alg, 60 s leeway, `exp` required, 30 s unknown-kid cooldown).
+pub fn provider(name: &str, issuer: Option<&str>, keys: KeySource) -> ProviderSpec {
+    ProviderSpec {
+        name: name.to_owned(),
+        issuer: issuer.map(str::to_owned),
+        audiences: Vec::new(),
+        keys,
+        algorithms: None,
+        refresh_interval: Duration::from_secs(300),
+        unknown_kid_refetch_interval: Duration::from_secs(30),
+        leeway: Duration::from_secs(60),
+        require: vec!["exp".to_owned()],
+        max_lifetime: None,
+    }
+}
+
+/// A JWKS-URL provider.
+pub fn jwks_provider(name: &str, issuer: &str, url: &str) -> ProviderSpec {
+    provider(name, Some(issuer), KeySource::JwksUri(url.to_owned()))
+}
+
+/// An HMAC secret provider.
+pub fn secret_provider(name: &str, issuer: Option<&str>, secret: &[u8]) -> ProviderSpec {
+    provider(name, issuer, KeySource::Secret(Secret(secret.to_vec())))
 }
