@@ -1,5 +1,6 @@
 //! Property tests: random and mutated tokens, and random JWKS documents,
 //! never panic the verifier, and a mutated token never verifies.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! JWKS fetching against a real local server: unknown-kid refetch limits,
 //! single-flight, rotation, removed keys, stale keys, never-loaded
 //! providers, discovery, and hostile documents (SPEC §6, §9).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! a success, Cache-Control max-age clamped to [30 s, 24 h], exponential
 //! backoff from 1 s capped at min(refresh_interval, 30 s), last good keys
 //! kept while failing.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The token fixtures produce tokens the reference library accepts.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use common::tokens::{TestKey, claims, hs_token};

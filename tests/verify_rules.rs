@@ -1,4 +1,5 @@
 //! Token shape, provider and key choice, and registered claims (SPEC §6, §9).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
