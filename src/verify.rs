@@ -534,12 +534,11 @@ impl Verifier {
                 first_err.get_or_insert(AuthError::Invalid(InvalidKind::WrongAlg));
                 continue;
             }
-            match self.verify_with(index, provider, &parsed).await {
+            match self.verify_with(provider, &parsed).await {
                 Ok(key_id) => {
-                    let exp = parsed
-                        .claims
-                        .get("exp")
-                        .and_then(Value::as_i64)
+                    let exp = time_claim(&parsed.claims, "exp")
+                        .ok()
+                        .flatten()
                         .and_then(|e| u64::try_from(e).ok());
                     return Ok(Verified {
                         identity: Identity {
@@ -565,11 +564,9 @@ impl Verifier {
     /// of the key that verified.
     async fn verify_with(
         &self,
-        index: usize,
         provider: &Provider,
         parsed: &Parsed<'_>,
     ) -> Result<u64, AuthError> {
-        let _ = index;
         if !provider.alg_allowed(parsed.alg) {
             return Err(AuthError::Invalid(InvalidKind::WrongAlg));
         }

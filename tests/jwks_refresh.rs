@@ -311,3 +311,22 @@ async fn oidc_discovery_finds_jwks_and_issuer() {
         AuthError::Invalid(InvalidKind::UnknownIssuer)
     );
 }
+
+#[tokio::test]
+async fn cache_control_of_the_response_sets_the_next_refresh() {
+    let k = TestKey::generate("EdDSA", "k1");
+    let plain = JwksServer::start(jwks(&[&k])).await;
+    let cached = JwksServer::start(jwks(&[&k])).await;
+    cached.set_cache_control(Some("public, max-age=1"));
+    let spec = |url: String| {
+        let mut s = jwks_provider("ba", ISS, &url);
+        s.refresh_interval = Duration::from_millis(500);
+        s
+    };
+    let (_v1, _s1, _) = started(&[spec(plain.url("/jwks"))]).await;
+    let (_v2, _s2, _) = started(&[spec(cached.url("/jwks"))]).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // refresh_interval (0.5 s) without Cache-Control; max-age=1 is raised to 30 s.
+    assert!(plain.hits() >= 2, "{}", plain.hits());
+    assert_eq!(cached.hits(), 1);
+}

@@ -225,6 +225,22 @@ impl HttpSource {
     }
 }
 
+/// A URL fit for logs: user info and query removed (they may carry secrets).
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            if u.query().is_some() {
+                u.set_query(Some("redacted"));
+            }
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "<unparsable url>".to_owned(),
+    }
+}
+
 impl Source for HttpSource {
     fn fetch(&self) -> FetchFuture<'_> {
         Box::pin(self.run())
@@ -232,7 +248,7 @@ impl Source for HttpSource {
 
     fn describe(&self) -> String {
         match &self.target {
-            Target::Jwks(url) | Target::Discovery(url) => url.clone(),
+            Target::Jwks(url) | Target::Discovery(url) => redact_url(url),
         }
     }
 }
@@ -465,6 +481,16 @@ mod tests {
         assert_eq!(parse_max_age("no-store, max-age=60"), None);
         assert_eq!(parse_max_age("max-age=abc"), None);
         assert_eq!(parse_max_age("public"), None);
+    }
+
+    #[test]
+    fn logged_urls_carry_no_credentials() {
+        assert_eq!(
+            redact_url("https://user:pw@idp.test/jwks?token=abc#x"),
+            "https://idp.test/jwks?redacted"
+        );
+        assert_eq!(redact_url("https://idp.test/jwks"), "https://idp.test/jwks");
+        assert_eq!(redact_url("not a url"), "<unparsable url>");
     }
 
     #[test]
