@@ -43,15 +43,18 @@ pub struct KeyRef {
 /// A verified token.
 #[derive(Debug, Clone)]
 pub struct Verified {
+    /// The provider and the verified payload.
     pub identity: Identity,
     /// `exp` in Unix seconds, when present.
     pub exp: Option<u64>,
+    /// The key that verified it (see [`Verifier::key_present`]).
     pub key: KeyRef,
 }
 
 /// A provider's state as readiness and check-config report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderStatus {
+    /// The provider's configured name.
     pub name: String,
     /// The configured (or discovered) issuer; `None` for issuerless setups.
     pub issuer: Option<String>,
@@ -79,9 +82,11 @@ enum Keys {
 struct Provider {
     /// Name shared with every identity it vouches for.
     name: Arc<str>,
+    /// The validated configuration (issuer, audiences, claim rules).
     spec: ProviderSpec,
     /// HMAC secret provider: only HS* tokens go here.
     is_secret: bool,
+    /// Its key set, fixed or refreshed.
     keys: Keys,
 }
 
@@ -125,20 +130,25 @@ impl Provider {
 /// All providers and their keys.
 #[derive(Debug)]
 pub struct Verifier {
+    /// In configuration order; [`KeyRef::provider`] indexes this.
     providers: Vec<Provider>,
-    metrics: Arc<Metrics>,
     /// `start` spawns the background tasks only once.
     started: AtomicBool,
 }
 
 /// The parsed parts of a compact JWS.
 struct Parsed<'t> {
+    /// The header `alg`, already known to be one gatehouse verifies.
     alg: Alg,
+    /// The header `kid`, when present.
     kid: Option<String>,
+    /// The payload object.
     claims: Map<String, Value>,
     /// `header.payload`, the signed bytes.
     message: &'t str,
+    /// The third part as sent.
     signature_b64: &'t str,
+    /// The third part decoded (never empty).
     signature: Vec<u8>,
 }
 
@@ -396,7 +406,6 @@ impl Verifier {
         }
         Ok(Self {
             providers,
-            metrics,
             started: AtomicBool::new(false),
         })
     }
@@ -498,7 +507,6 @@ impl Verifier {
                 r.record_age();
             }
         }
-        let _ = &self.metrics;
     }
 
     /// Verifies a compact JWS.

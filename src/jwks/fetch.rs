@@ -86,7 +86,9 @@ enum Target {
 /// JWKS over HTTP(S) with reqwest and rustls.
 #[derive(Debug, Clone)]
 pub struct HttpSource {
+    /// Shared client carrying the timeout and redirect policy.
     client: reqwest::Client,
+    /// The JWKS URL or the discovery base URL.
     target: Target,
 }
 
@@ -282,8 +284,11 @@ struct Times {
 pub struct RemoteKeys {
     /// Provider name, for logs and metric labels.
     name: String,
+    /// Where the document comes from.
     source: Arc<dyn Source>,
+    /// Decides which algorithms each fetched key admits.
     policy: AlgPolicy,
+    /// Scheduled refresh period without Cache-Control.
     refresh_interval: Duration,
     /// Minimum spacing of on-demand fetches (unknown kid, never loaded).
     cooldown: Duration,
@@ -297,6 +302,7 @@ pub struct RemoteKeys {
     times: Mutex<Times>,
     /// Single-flight: at most one fetch per provider at a time.
     flight: tokio::sync::Mutex<()>,
+    /// Fetch counters and key-age gauges.
     metrics: Arc<Metrics>,
 }
 

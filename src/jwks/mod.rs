@@ -144,7 +144,9 @@ impl Key {
 /// A provider's current keys.
 #[derive(Debug, Default)]
 pub struct KeySet {
+    /// Every usable key, in document order.
     keys: Vec<Arc<Key>>,
+    /// kid → indexes into `keys` (a kid may name keys of several types).
     by_kid: HashMap<String, Vec<usize>>,
 }
 
