@@ -6,9 +6,11 @@
 
 pub mod betterauth;
 pub mod httpc;
+pub mod jwks_server;
 pub mod ports;
 pub mod procs;
 pub mod tcp_proxy;
+pub mod tokens;
 pub mod upstream;
 
 pub use httpc::{HttpResponse, http_get, http_request};
