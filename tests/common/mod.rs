@@ -5,11 +5,13 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod httpc;
+pub mod nginx;
 pub mod ports;
 pub mod procs;
 pub mod upstream;
 
 pub use httpc::{HttpResponse, http_get, http_request};
+pub use nginx::Nginx;
 pub use ports::{free_addr, free_port, wait_for_port};
 pub use procs::{Gatehouse, Proc, gatehouse_bin};
 pub use upstream::EchoUpstream;
