@@ -168,7 +168,10 @@ fn nginx_describes_the_original_request_without_its_body() {
     let sub = &seen[0];
     assert_eq!(sub.path, "/auth");
     assert_eq!(sub.header("x-original-method"), Some("POST"));
-    assert_eq!(sub.header("x-original-uri"), Some("/api/items?sort=desc&x=%2e"));
+    assert_eq!(
+        sub.header("x-original-uri"),
+        Some("/api/items?sort=desc&x=%2e")
+    );
     assert!(sub.header("x-forwarded-host").is_some());
     assert!(sub.header("x-request-id").is_some_and(|v| v.len() >= 16));
     // The client's credentials ride along; its body does not.
@@ -223,7 +226,10 @@ fn unauthenticated_gets_json_401_with_one_challenge() {
     assert_eq!(r.header("content-type"), Some("application/json"));
     let expected: serde_json::Value = serde_json::from_str(&AuthError::Missing.body()).unwrap();
     assert_eq!(r.json(), expected);
-    assert_eq!(all_values(&r, "www-authenticate"), vec!["Bearer realm=\"gatehouse\""]);
+    assert_eq!(
+        all_values(&r, "www-authenticate"),
+        vec!["Bearer realm=\"gatehouse\""]
+    );
     assert_eq!(r.header("x-gatehouse-error"), Some("token_missing"));
 
     let r = get(&s, "/profile", &[("authorization", "Bearer expired")]);
@@ -239,7 +245,11 @@ fn unauthenticated_gets_json_401_with_one_challenge() {
 #[test]
 fn forbidden_gets_json_403() {
     let s = stack();
-    let r = get(&s, "/api/bob/notes", &[("authorization", "Bearer other-user")]);
+    let r = get(
+        &s,
+        "/api/bob/notes",
+        &[("authorization", "Bearer other-user")],
+    );
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.json()["error"], "forbidden");
@@ -265,7 +275,13 @@ fn authorizer_down_fails_closed() {
     let app = EchoUpstream::start();
     // Nothing listens on this address.
     let nginx = Nginx::start(free_addr(), app.addr);
-    let r = http_request(nginx.addr, "GET", "/x", &[("authorization", "Bearer alice")]).unwrap();
+    let r = http_request(
+        nginx.addr,
+        "GET",
+        "/x",
+        &[("authorization", "Bearer alice")],
+    )
+    .unwrap();
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.json()["error"], "authorizer_unavailable");
     assert_eq!(app.hits(), 0);
