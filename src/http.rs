@@ -162,10 +162,10 @@ fn deny(e: &AuthError) -> Response<Body> {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(ERROR_HEADER, HeaderValue::from_static(e.code().as_str()));
-    if let Some(challenge) = e.www_authenticate() {
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            headers.insert(WWW_AUTHENTICATE, v);
-        }
+    if let Some(challenge) = e.www_authenticate()
+        && let Ok(v) = HeaderValue::from_str(&challenge)
+    {
+        headers.insert(WWW_AUTHENTICATE, v);
     }
     resp
 }
@@ -215,6 +215,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

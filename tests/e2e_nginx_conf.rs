@@ -5,6 +5,7 @@
 //! mechanics: what nginx sends to the authorizer, how identity headers
 //! replace client copies, how every deny status reaches the client, and
 //! that nothing reaches the application without an allow.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -167,6 +168,8 @@ fn nginx_describes_the_original_request_without_its_body() {
     assert_eq!(seen.len(), 1);
     let sub = &seen[0];
     assert_eq!(sub.path, "/auth");
+    // The subrequest itself is a GET; the original method travels in a header.
+    assert_eq!(sub.method, "GET");
     assert_eq!(sub.header("x-original-method"), Some("POST"));
     assert_eq!(
         sub.header("x-original-uri"),

@@ -2,6 +2,7 @@
 //! the forward-auth header conventions (nginx, Traefik, Caddy), fail-closed
 //! handling of incomplete auth requests, the probes, metrics and the demo
 //! JWKS routes.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
