@@ -99,7 +99,10 @@ def shape_errors(doc: dict[str, Any]) -> list[str]:
     if not isinstance(doc.get("kind"), str) or not doc["kind"]:
         errors.append("kind is missing")
     meta = doc.get("metadata")
-    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+    # An IstioOperator is istioctl's input, not an object stored in the
+    # cluster: istioctl accepts it without a name.
+    name_optional = doc.get("kind") == "IstioOperator"
+    if not name_optional and (not isinstance(meta, dict) or not isinstance(meta.get("name"), str)):
         errors.append("metadata.name is missing")
     if "spec" in doc and not isinstance(doc["spec"], dict):
         errors.append("spec must be a mapping")
