@@ -413,3 +413,166 @@ impl HealthPublisher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::HeaderMap as PbHeaderMap;
+    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+
+    fn request(http: HttpRequest) -> CheckRequest {
+        CheckRequest {
+            attributes: Some(AttributeContext {
+                request: Some(Request {
+                    http: Some(http),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn raw(key: &str, value: &[u8]) -> PbHeader {
+        PbHeader {
+            key: key.into(),
+            value: String::new(),
+            raw_value: value.to_vec(),
+        }
+    }
+
+    #[test]
+    fn header_map_raw_values_and_pseudo_headers_fill_the_input() {
+        let http = HttpRequest {
+            id: "envoy-id".into(),
+            header_map: Some(PbHeaderMap {
+                headers: vec![
+                    raw(":method", b"POST"),
+                    raw(":path", b"/a?b=c"),
+                    raw(":authority", b"app.example"),
+                    raw("Authorization", b"Bearer abc"),
+                    raw("cookie", b"a=1"),
+                    raw("cookie", b"b=2"),
+                ],
+            }),
+            // The map is a second view of the same headers: not doubled.
+            headers: [("authorization".to_owned(), "Bearer abc".to_owned())].into(),
+            ..Default::default()
+        };
+        let input = check_input(request(http)).unwrap();
+        assert_eq!(input.method, "POST");
+        assert_eq!(input.path, "/a?b=c");
+        assert_eq!(input.host.as_deref(), Some("app.example"));
+        assert_eq!(input.door, Door::Grpc);
+        let auth: Vec<_> = input.headers.get_all("authorization").iter().collect();
+        assert_eq!(auth, ["Bearer abc"]);
+        assert_eq!(input.headers.get_all("cookie").iter().count(), 2);
+        assert_eq!(input.request_id.as_deref(), Some("envoy-id"));
+    }
+
+    #[test]
+    fn headers_map_alone_and_request_id_header() {
+        let http = HttpRequest {
+            method: "GET".into(),
+            path: "/".into(),
+            headers: [
+                ("X-Request-Id".to_owned(), "rid".to_owned()),
+                ("Authorization".to_owned(), "Bearer t".to_owned()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let input = check_input(request(http)).unwrap();
+        assert_eq!(input.request_id.as_deref(), Some("rid"));
+        assert_eq!(input.headers["authorization"], "Bearer t");
+        assert_eq!(input.host, None);
+    }
+
+    #[test]
+    fn unusable_requests_are_bad_requests() {
+        let missing = AuthError::BadRequest(BadRequestKind::MissingAttributes);
+        assert_eq!(
+            check_input(CheckRequest { attributes: None }).unwrap_err(),
+            missing
+        );
+        let no_path = HttpRequest {
+            method: "GET".into(),
+            ..Default::default()
+        };
+        assert_eq!(check_input(request(no_path)).unwrap_err(), missing);
+        let bad_value = HttpRequest {
+            method: "GET".into(),
+            path: "/".into(),
+            header_map: Some(PbHeaderMap {
+                headers: vec![raw("authorization", b"Bearer a\r\nb")],
+            }),
+            ..Default::default()
+        };
+        assert_eq!(check_input(request(bad_value)).unwrap_err().http_status(), 400);
+    }
+
+    #[test]
+    fn deny_carries_status_challenge_body_and_code() {
+        let resp = deny(&AuthError::Expired);
+        assert_eq!(resp.status.as_ref().unwrap().code, 16);
+        let Some(HttpResponse::DeniedResponse(d)) = resp.http_response else {
+            panic!("not a denial");
+        };
+        assert_eq!(d.status.unwrap().code, 401);
+        let keys: Vec<_> = d
+            .headers
+            .iter()
+            .map(|h| h.header.as_ref().unwrap().key.as_str())
+            .collect();
+        assert_eq!(keys, ["content-type", "www-authenticate"]);
+        assert!(d.body.contains("token_expired"));
+        let forbidden = deny(&AuthError::Forbidden(crate::error::ForbiddenKind::ClaimMismatch));
+        assert_eq!(forbidden.status.unwrap().code, 7);
+    }
+
+    #[test]
+    fn allow_overwrites_set_headers_removes_the_rest_and_carries_metadata() {
+        use crate::identity::{Identity, RenderedHeaders};
+        let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"sub":"u1","email":"a@b.c","roles":["x","y"],"n":3,"o":{"k":true}}"#,
+        )
+        .unwrap();
+        let allow = Allow {
+            headers: RenderedHeaders {
+                set: vec![(
+                    HeaderName::from_static("x-user-id"),
+                    HeaderValue::from_static("u1"),
+                )],
+                remove: vec![HeaderName::from_static("x-user-name")],
+            },
+            identity: Some(Identity {
+                provider: "p".into(),
+                claims: Arc::new(claims),
+            }),
+        };
+        let resp = render(&Decision::Allow(allow));
+        assert_eq!(resp.status.as_ref().unwrap().code, 0);
+        let Some(HttpResponse::OkResponse(ok)) = &resp.http_response else {
+            panic!("not an allow");
+        };
+        assert_eq!(ok.headers.len(), 1);
+        assert_eq!(
+            ok.headers[0].append_action,
+            HeaderAppendAction::OverwriteIfExistsOrAdd as i32
+        );
+        assert_eq!(ok.headers[0].header.as_ref().unwrap().value, "u1");
+        assert_eq!(ok.headers_to_remove, ["x-user-name"]);
+        let md = resp.dynamic_metadata.unwrap();
+        assert_eq!(
+            md.fields["provider"].kind,
+            Some(Kind::StringValue("p".into()))
+        );
+        assert_eq!(md.fields["sub"].kind, Some(Kind::StringValue("u1".into())));
+        let Some(Kind::StructValue(claims)) = &md.fields["claims"].kind else {
+            panic!("claims not a struct");
+        };
+        assert_eq!(claims.fields["n"].kind, Some(Kind::NumberValue(3.0)));
+        assert!(matches!(claims.fields["roles"].kind, Some(Kind::ListValue(_))));
+        assert!(matches!(claims.fields["o"].kind, Some(Kind::StructValue(_))));
+    }
+}
