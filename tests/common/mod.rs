@@ -4,11 +4,13 @@
 //! nginx, Better Auth).
 #![allow(dead_code, unused_imports)]
 
+pub mod envoy;
 pub mod httpc;
 pub mod ports;
 pub mod procs;
 pub mod upstream;
 
+pub use envoy::Envoy;
 pub use httpc::{HttpResponse, http_get, http_request};
 pub use ports::{free_addr, free_port, wait_for_port};
 pub use procs::{Gatehouse, Proc, gatehouse_bin};
