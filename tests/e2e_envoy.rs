@@ -153,9 +153,9 @@ fn two_hundred_concurrent_requests_are_all_answered_correctly() {
             })
         })
         .collect();
-    for h in handles {
-        h.join().expect("request thread");
-    }
+    let failed = handles.into_iter().filter_map(|h| h.join().err()).count();
+    let (_, stats) = common::http_get(s.envoy.admin, "/stats?filter=ext_authz|gatehouse.upstream_rq|gatehouse.upstream_cx", &[]).unwrap_or_default();
+    assert_eq!(failed, 0, "failed requests; envoy stats:\n{stats}\n{}", s.gatehouse.proc.log_text().lines().filter(|l| !l.contains("decision")).collect::<Vec<_>>().join("\n"));
     assert_eq!(s.upstream.hits(), 160);
     drop(s.gatehouse);
 }
