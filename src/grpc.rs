@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue as PbHeader, HeaderValueOption};
-use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
     Authorization, AuthorizationServer,
 };
@@ -33,6 +32,7 @@ use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{
     CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
 };
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value as PbValue, value::Kind};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -102,7 +102,9 @@ impl Authorization for AuthzService {
         &self,
         request: tonic::Request<CheckRequest>,
     ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        Ok(tonic::Response::new(self.decide(request.into_inner()).await))
+        Ok(tonic::Response::new(
+            self.decide(request.into_inner()).await,
+        ))
     }
 }
 
@@ -325,7 +327,10 @@ fn string_value(s: &str) -> PbValue {
 /// A JSON object as a `google.protobuf.Struct`.
 pub fn json_struct(map: &serde_json::Map<String, serde_json::Value>) -> Struct {
     Struct {
-        fields: map.iter().map(|(k, v)| (k.clone(), json_value(v))).collect(),
+        fields: map
+            .iter()
+            .map(|(k, v)| (k.clone(), json_value(v)))
+            .collect(),
     }
 }
 
@@ -415,6 +420,7 @@ impl HealthPublisher {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::HeaderMap as PbHeaderMap;
@@ -508,7 +514,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(check_input(request(bad_value)).unwrap_err().http_status(), 400);
+        assert_eq!(
+            check_input(request(bad_value)).unwrap_err().http_status(),
+            400
+        );
     }
 
     #[test]
@@ -526,7 +535,9 @@ mod tests {
             .collect();
         assert_eq!(keys, ["content-type", "www-authenticate"]);
         assert!(d.body.contains("token_expired"));
-        let forbidden = deny(&AuthError::Forbidden(crate::error::ForbiddenKind::ClaimMismatch));
+        let forbidden = deny(&AuthError::Forbidden(
+            crate::error::ForbiddenKind::ClaimMismatch,
+        ));
         assert_eq!(forbidden.status.unwrap().code, 7);
     }
 
@@ -572,7 +583,13 @@ mod tests {
             panic!("claims not a struct");
         };
         assert_eq!(claims.fields["n"].kind, Some(Kind::NumberValue(3.0)));
-        assert!(matches!(claims.fields["roles"].kind, Some(Kind::ListValue(_))));
-        assert!(matches!(claims.fields["o"].kind, Some(Kind::StructValue(_))));
+        assert!(matches!(
+            claims.fields["roles"].kind,
+            Some(Kind::ListValue(_))
+        ));
+        assert!(matches!(
+            claims.fields["o"].kind,
+            Some(Kind::StructValue(_))
+        ));
     }
 }

@@ -1,5 +1,6 @@
 //! The Envoy door over real gRPC, in process: `server::run` on 127.0.0.1:0,
 //! called with envoy-types' own client and tonic-health's client.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -255,7 +256,12 @@ async fn health_goes_not_serving_at_once_while_checks_are_still_answered() {
     server.shutdown.signal();
     let t0 = std::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(server.state.draining.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(
+        server
+            .state
+            .draining
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
     assert_eq!(health(&mut hc, "").await, ServingStatus::NotServing);
     assert_eq!(health(&mut hc, service).await, ServingStatus::NotServing);
     let (status, _) = common_http_get(server.http, "/readyz").await;
@@ -273,14 +279,20 @@ async fn health_goes_not_serving_at_once_while_checks_are_still_answered() {
             .into_inner();
         assert_eq!(denied(&resp).0, 401);
         let mut fresh = AuthorizationClient::new(channel(server.grpc).await);
-        fresh.check(request(get("/x", &[]))).await.expect("new connection accepted");
+        fresh
+            .check(request(get("/x", &[])))
+            .await
+            .expect("new connection accepted");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::timeout(Duration::from_secs(5), server.task)
         .await
         .expect("server stops after the delay")
         .unwrap();
-    assert!(t0.elapsed() >= Duration::from_secs(2), "stopped before the delay");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "stopped before the delay"
+    );
     assert!(
         tokio::net::TcpStream::connect(server.grpc).await.is_err(),
         "listener closed after the drain"

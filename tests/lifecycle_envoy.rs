@@ -1,6 +1,7 @@
 //! The lifecycle under load through a real Envoy: SIGTERM drains without a
 //! failed check before the exit, SIGHUP swaps rules without a failed
 //! request, and a broken file on SIGHUP keeps the running configuration.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -38,11 +39,12 @@ fn load(
                 let mut n = 0usize;
                 while !stop.load(Ordering::SeqCst) {
                     n += 1;
-                    let (path, headers): (&'static str, Vec<(&str, &str)>) = if (i + n) % 2 == 0 {
-                        ("/api/items", vec![("authorization", &auth)])
-                    } else {
-                        ("/public", vec![])
-                    };
+                    let (path, headers): (&'static str, Vec<(&str, &str)>) =
+                        if (i + n).is_multiple_of(2) {
+                            ("/api/items", vec![("authorization", &auth)])
+                        } else {
+                            ("/public", vec![])
+                        };
                     let outcome = match common::http_request(envoy, "GET", path, &headers) {
                         Some(r) => Outcome {
                             at: Instant::now(),
@@ -73,7 +75,11 @@ fn start(extra: &str) -> (EchoUpstream, Gatehouse, Envoy, std::path::PathBuf) {
     let upstream = EchoUpstream::start();
     let config = write_config(&gatehouse_yaml(extra));
     let gatehouse = Gatehouse::start(Some(&config), &gatehouse_env());
-    assert!(gatehouse.wait_ready(Duration::from_secs(10)), "{}", gatehouse.proc.log_text());
+    assert!(
+        gatehouse.wait_ready(Duration::from_secs(10)),
+        "{}",
+        gatehouse.proc.log_text()
+    );
     let envoy = Envoy::start(gatehouse.grpc_addr, upstream.addr);
     assert!(
         envoy.wait_gatehouse_health(Duration::from_secs(10), |h| h == "healthy"),
@@ -108,7 +114,8 @@ fn sigterm_under_load_goes_unhealthy_keeps_answering_and_exits_zero() {
     assert_eq!(readyz, 503, "/readyz still ready after SIGTERM");
     // Envoy's active gRPC health check sees NOT_SERVING well within the delay.
     assert!(
-        envoy.wait_gatehouse_health(Duration::from_millis(2500), |h| h.contains("failed_active_hc")),
+        envoy.wait_gatehouse_health(Duration::from_millis(2500), |h| h
+            .contains("failed_active_hc")),
         "Envoy did not see gatehouse go unhealthy: {}",
         envoy.gatehouse_health()
     );
@@ -123,11 +130,17 @@ fn sigterm_under_load_goes_unhealthy_keeps_answering_and_exits_zero() {
     let code = gatehouse.proc.wait_exit(Duration::from_secs(15));
     let exited = term.elapsed();
     assert_eq!(code, Some(0), "{}", gatehouse.proc.log_text());
-    assert!(exited >= delay, "exited after {exited:?}, before the shutdown delay");
+    assert!(
+        exited >= delay,
+        "exited after {exited:?}, before the shutdown delay"
+    );
 
     let results = results.lock().unwrap();
     let after_term = results.iter().filter(|o| o.at > term).count();
-    assert!(after_term > 20, "too little load during the drain: {after_term}");
+    assert!(
+        after_term > 20,
+        "too little load during the drain: {after_term}"
+    );
     let failed: Vec<_> = results
         .iter()
         .filter(|o| o.status != 200 || (o.path == "/api/items" && o.user != ["loader"]))
@@ -167,7 +180,11 @@ fn sighup_changes_a_rule_without_failed_requests() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(switched, "the new rule never applied:\n{}", gatehouse.proc.log_text());
+    assert!(
+        switched,
+        "the new rule never applied:\n{}",
+        gatehouse.proc.log_text()
+    );
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::SeqCst);
     for t in threads {
@@ -199,7 +216,11 @@ fn sighup_changes_a_rule_without_failed_requests() {
             .all(|o| !(o.path == "/public" && o.at > first_401 && o.status == 200)),
         "old and new rules alternated"
     );
-    assert!(results.iter().any(|o| o.path == "/public" && o.status == 200));
+    assert!(
+        results
+            .iter()
+            .any(|o| o.path == "/public" && o.status == 200)
+    );
 }
 
 #[test]
@@ -213,14 +234,26 @@ fn broken_file_on_sighup_keeps_the_running_configuration() {
     gatehouse.proc.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !gatehouse.proc.log_text().contains("reload failed") {
-        assert!(Instant::now() < deadline, "no reload error logged:\n{}", gatehouse.proc.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no reload error logged:\n{}",
+            gatehouse.proc.log_text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let log = gatehouse.proc.log_text();
-    assert!(log.contains("rules[0]"), "the key at fault is not named:\n{log}");
+    assert!(
+        log.contains("rules[0]"),
+        "the key at fault is not named:\n{log}"
+    );
     assert_eq!(envoy.request("GET", "/public", &[]).status, 200);
     let auth = format!("Bearer {}", hs256(TEST_SECRET, &user_claims("u", 60)));
     let resp = envoy.request("GET", "/api", &[("authorization", &auth)]);
     assert_eq!(resp.status, 200);
-    assert_eq!(common::http_get(gatehouse.http_addr, "/readyz", &[]).unwrap().0, 200);
+    assert_eq!(
+        common::http_get(gatehouse.http_addr, "/readyz", &[])
+            .unwrap()
+            .0,
+        200
+    );
 }

@@ -22,11 +22,19 @@ or set ENVOY_BIN to an Envoy 1.40 binary";
 pub fn envoy_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("ENVOY_BIN") {
         let p = PathBuf::from(p);
-        assert!(p.is_file(), "ENVOY_BIN={} is not a file. {INSTALL_HINT}", p.display());
+        assert!(
+            p.is_file(),
+            "ENVOY_BIN={} is not a file. {INSTALL_HINT}",
+            p.display()
+        );
         return p;
     }
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/envoy");
-    assert!(venv.is_file(), "{} not found. {INSTALL_HINT}", venv.display());
+    assert!(
+        venv.is_file(),
+        "{} not found. {INSTALL_HINT}",
+        venv.display()
+    );
     venv
 }
 
@@ -66,7 +74,12 @@ impl Envoy {
         let bin = envoy_bin();
         let addr = free_addr();
         let admin = free_addr();
-        let config = render_config(addr.port(), gatehouse_grpc.port(), upstream.port(), admin.port());
+        let config = render_config(
+            addr.port(),
+            gatehouse_grpc.port(),
+            upstream.port(),
+            admin.port(),
+        );
         let dir = std::env::temp_dir().join("gatehouse-tests");
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join(format!("envoy-{}-{}.yaml", std::process::id(), addr.port()));
@@ -118,7 +131,12 @@ impl Envoy {
     }
 
     /// A request through Envoy.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> super::HttpResponse {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> super::HttpResponse {
         super::http_request(self.addr, method, path, headers)
             .unwrap_or_else(|| panic!("no answer from envoy for {method} {path}"))
     }
