@@ -393,9 +393,10 @@ impl HealthPublisher {
         self.nudge.notify_one();
     }
 
-    /// Publishes the current status once.
-    pub async fn publish(&self) {
-        let status = if self.state.is_ready() {
+    /// Publishes the current status once; returns whether it is SERVING.
+    pub async fn publish(&self) -> bool {
+        let ready = self.state.is_ready();
+        let status = if ready {
             ServingStatus::Serving
         } else {
             ServingStatus::NotServing
@@ -404,15 +405,21 @@ impl HealthPublisher {
         self.reporter
             .set_service_status(AUTHORIZATION_SERVICE, status)
             .await;
+        ready
     }
 
-    /// Publishes until `stop` is cancelled.
+    /// Publishes until `stop` is cancelled: at once when nudged, else when
+    /// readiness changes (so `Watch` streams see changes, not repeats).
     pub async fn run(self, stop: CancellationToken) {
+        let mut last = None;
         loop {
-            self.publish().await;
+            let ready = self.state.is_ready();
+            if last != Some(ready) {
+                last = Some(self.publish().await);
+            }
             tokio::select! {
                 () = stop.cancelled() => break,
-                () = self.nudge.notified() => {}
+                () = self.nudge.notified() => last = None,
                 () = tokio::time::sleep(HEALTH_POLL) => {}
             }
         }
