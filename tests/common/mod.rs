@@ -4,10 +4,12 @@
 //! nginx, Better Auth).
 #![allow(dead_code, unused_imports)]
 
+pub mod betterauth;
 pub mod envoy;
 pub mod httpc;
 pub mod ports;
 pub mod procs;
+pub mod tcp_proxy;
 pub mod upstream;
 
 pub use envoy::Envoy;
