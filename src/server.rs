@@ -196,6 +196,7 @@ fn spawn_signal_handlers(
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let serial = Arc::new(tokio::sync::Mutex::new(()));
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -208,18 +209,24 @@ fn spawn_signal_handlers(
                     shutdown.signal();
                 }
                 _ = hup.recv() => {
-                    let Some(reloader) = &reloader else {
+                    let Some(reloader) = reloader.clone() else {
                         tracing::warn!("SIGHUP: nothing to reload");
                         continue;
                     };
-                    match reload(&state, reloader).await {
-                        Ok(()) => tracing::info!("configuration reloaded"),
-                        Err(e) => tracing::error!(
-                            config.key = e.key().unwrap_or(""),
-                            error = %e,
-                            "reload failed; keeping the running configuration"
-                        ),
-                    }
+                    // Off the signal loop, so a SIGTERM during a slow key
+                    // fetch is still handled at once; one reload at a time.
+                    let (state, serial) = (state.clone(), serial.clone());
+                    tokio::spawn(async move {
+                        let _one = serial.lock().await;
+                        match reload(&state, &reloader).await {
+                            Ok(()) => tracing::info!("configuration reloaded"),
+                            Err(e) => tracing::error!(
+                                config.key = e.key().unwrap_or(""),
+                                error = %e,
+                                "reload failed; keeping the running configuration"
+                            ),
+                        }
+                    });
                 }
             }
         }

@@ -328,3 +328,35 @@ async fn common_http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String
         .unwrap_or(0);
     (status, buf)
 }
+
+#[tokio::test]
+async fn reload_swaps_on_success_and_keeps_the_running_generation_on_error() {
+    use gatehouse::config::ConfigError;
+    use gatehouse::server::{Reloader, reload};
+    let server = start(Duration::ZERO).await;
+    let before = server.state.authorizer();
+
+    let broken: Reloader = Arc::new(|| Err(ConfigError::new("rules[3].access", "bad value")));
+    let err = reload(&server.state, &broken).await.unwrap_err();
+    assert_eq!(err.key(), Some("rules[3].access"));
+    assert!(
+        Arc::ptr_eq(&before, &server.state.authorizer()),
+        "swapped on error"
+    );
+
+    let good: Reloader = Arc::new(|| Ok(config(Duration::from_secs(7))));
+    reload(&server.state, &good).await.unwrap();
+    let after = server.state.authorizer();
+    assert!(!Arc::ptr_eq(&before, &after), "not swapped");
+    assert_eq!(after.config().shutdown_delay, Duration::from_secs(7));
+    // Metrics survive the swap.
+    assert!(Arc::ptr_eq(before.metrics(), after.metrics()));
+    // The new generation answers.
+    let mut client = AuthorizationClient::new(channel(server.grpc).await);
+    let resp = client
+        .check(request(get("/x", &[])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(denied(&resp).0, 401);
+}
