@@ -7,9 +7,11 @@
 pub mod betterauth;
 pub mod envoy;
 pub mod httpc;
+pub mod jwks_server;
 pub mod ports;
 pub mod procs;
 pub mod tcp_proxy;
+pub mod tokens;
 pub mod upstream;
 
 pub use envoy::Envoy;
