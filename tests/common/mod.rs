@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod betterauth;
+pub mod conform;
 pub mod envoy;
 pub mod httpc;
 pub mod jwks_server;
