@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::betterauth::{BetterAuth, BetterAuthOpts, cookie_value};
 use common::conform::{
-    Door, Doors, assert_allowed_as, assert_denied, identity, jwt_header, start_impostor,
-    with_header,
+    Door, Doors, assert_allowed_as, assert_denied, eventually, identity, jwt_header,
+    start_impostor, with_header,
 };
 use common::envoy::{hs256, write_config};
 use serde_json::json;
@@ -158,12 +158,16 @@ fn zero_config_eddsa_both_doors_and_foreign_tokens_refused() {
 /// without restarting gatehouse (unknown kid → JWKS refetch), and a token
 /// signed with the old key still is while Better Auth publishes it. The
 /// unknown-kid cooldown is set to 1 s here (default 30 s) so the test does
-/// not wait half a minute after gatehouse's first fetch.
+/// not wait half a minute after gatehouse's first fetch. Once Better Auth
+/// stops publishing the old key (its expiry plus the grace period) and
+/// gatehouse has refetched, tokens signed with it are refused, including
+/// ones it had verified and cached before.
 #[test]
 fn rotated_keys_are_picked_up_without_restart() {
+    const GRACE_SECS: u64 = 12;
     let ba = BetterAuth::start(BetterAuthOpts {
         rotation: Some(Duration::from_secs(2)),
-        grace: Some(Duration::from_secs(120)),
+        grace: Some(Duration::from_secs(GRACE_SECS)),
         ..BetterAuthOpts::default()
     });
     let ann = ba.sign_up("ann@example.com", PASSWORD, "Ann");
@@ -221,6 +225,41 @@ fn rotated_keys_are_picked_up_without_restart() {
         "Bo",
     );
     assert_eq!(stack.app.hits(), 3, "{}", stack.log());
+
+    // Grace over: Better Auth drops the old key. The next new kid makes
+    // gatehouse refetch; the old key's tokens are refused from then on.
+    let kids = || -> Vec<serde_json::Value> {
+        ba.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].clone())
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(GRACE_SECS + 10), || !kids()
+            .contains(&old_kid)),
+        "Better Auth still publishes the old key"
+    );
+    let newest = ba.jwt(&bo.cookie);
+    let newest_kid = jwt_header(&newest)["kid"].clone();
+    assert!(newest_kid != old_kid && newest_kid != new_kid);
+    assert_allowed_as(
+        &stack.get_bearer(door, "/app", &newest),
+        door,
+        &bo.user_id,
+        "bo@example.com",
+        "Bo",
+    );
+    for old in [&old_ann, &old_bo] {
+        assert_denied(
+            &stack.get_bearer(door, "/app", old),
+            door,
+            401,
+            "token_invalid",
+        );
+    }
+    assert_eq!(stack.app.hits(), 4, "{}", stack.log());
 }
 
 /// `BETTER_AUTH_SECRET` (+ `BETTER_AUTH_URL`): HS256 tokens with iss/aud =
