@@ -207,6 +207,8 @@ providers:
   - name: better-auth
     issuer: https://old.example
     jwks_uri: https://old.example/jwks
+    unknown_kid_refetch_interval: 2s
+    leeway: 5s
   - name: other
     issuer: https://other.example
     jwks_uri: https://other.example/jwks
@@ -219,6 +221,20 @@ providers:
         c.providers[0].issuer.as_deref(),
         Some("https://new.example")
     );
+    assert_eq!(
+        c.providers[0].audiences,
+        vec!["https://new.example".to_owned()]
+    );
+    assert_eq!(
+        c.providers[0].keys,
+        gatehouse::config::KeySource::JwksUri("https://new.example/api/auth/jwks".into())
+    );
+    // The file still tunes the env provider.
+    assert_eq!(
+        c.providers[0].unknown_kid_refetch_interval,
+        std::time::Duration::from_secs(2)
+    );
+    assert_eq!(c.providers[0].leeway, std::time::Duration::from_secs(5));
 
     let env = Env::default().with("BETTER_AUTH_URL", "https://new.example");
     let c = load(ONE_PROVIDER, env).unwrap();

@@ -306,11 +306,25 @@ fn pick_addr(
     Ok(file)
 }
 
-/// An env provider replaces a file provider of the same name, in place;
-/// otherwise it is appended.
+/// An env provider overrides a file provider of the same name, in place:
+/// the env decides where the keys come from and whom tokens are for
+/// (issuer, audiences, key source); tuning the file sets (refresh and
+/// refetch intervals, leeway, required claims, lifetime, an algorithm
+/// allow-list) is kept. Otherwise the env provider is appended.
 fn upsert_provider(providers: &mut Vec<RawProvider>, p: RawProvider) {
     match providers.iter_mut().find(|q| q.name == p.name) {
-        Some(slot) => *slot = p,
+        Some(slot) => {
+            slot.issuer = p.issuer;
+            slot.audiences = p.audiences;
+            slot.jwks_uri = p.jwks_uri;
+            slot.discovery = p.discovery;
+            slot.jwks_file = p.jwks_file;
+            slot.secret_env = p.secret_env;
+            slot.secret = p.secret;
+            if slot.algorithms.is_none() {
+                slot.algorithms = p.algorithms;
+            }
+        }
         None => providers.push(p),
     }
 }
