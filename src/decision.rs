@@ -360,7 +360,6 @@ fn log_request_id(sent: Option<&str>) -> std::borrow::Cow<'_, str> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::log_request_id;

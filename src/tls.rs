@@ -150,7 +150,12 @@ impl TlsAcceptors {
 fn read_certs(path: &str, key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsError::new(key, format!("cannot read PEM certificates from {path}: {e}")))?;
+        .map_err(|e| {
+            TlsError::new(
+                key,
+                format!("cannot read PEM certificates from {path}: {e}"),
+            )
+        })?;
     if certs.is_empty() {
         return Err(TlsError::new(
             key,
@@ -206,7 +211,10 @@ pub fn spawn_accept_loop(
             };
             let _ = tcp.set_nodelay(true);
             let Some(current) = acceptors.load_full() else {
-                tracing::warn!(door = door.name(), "no TLS settings loaded; closing connection");
+                tracing::warn!(
+                    door = door.name(),
+                    "no TLS settings loaded; closing connection"
+                );
                 continue;
             };
             let acceptor = current.acceptor(door);

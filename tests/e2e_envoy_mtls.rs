@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::envoy::{TEST_SECRET, gatehouse_env, gatehouse_yaml, hs256, upstream_header, user_claims, write_config};
+use common::envoy::{
+    TEST_SECRET, gatehouse_env, gatehouse_yaml, hs256, upstream_header, user_claims, write_config,
+};
 use common::pki::{Pki, https_client, tls_yaml};
 use common::{EchoUpstream, Envoy, Gatehouse};
 
@@ -64,7 +66,13 @@ async fn envoy_checks_through_gatehouse_over_mtls() {
 
     // A client without a certificate is refused on gatehouse's HTTP port.
     let url = format!("https://localhost:{}/healthz", gatehouse.http_addr.port());
-    assert!(https_client(&pki.ca_pem, None).get(&url).send().await.is_err());
+    assert!(
+        https_client(&pki.ca_pem, None)
+            .get(&url)
+            .send()
+            .await
+            .is_err()
+    );
     let r = https_client(&pki.ca_pem, Some(&envoy_id))
         .get(&url)
         .send()

@@ -132,8 +132,18 @@ async fn full_run_at_debug_leaks_no_token_secret_or_session_id() {
     let config = write_config(&yaml(&good, Some(&down)));
     let g = tokio::task::block_in_place(|| Gatehouse::start(Some(&config), &env("json")));
 
-    let good_token = key.token(&claims("https://good.test", "https://good.test", "alice", 300));
-    let expired = key.token(&claims("https://good.test", "https://good.test", "bob", -600));
+    let good_token = key.token(&claims(
+        "https://good.test",
+        "https://good.test",
+        "alice",
+        300,
+    ));
+    let expired = key.token(&claims(
+        "https://good.test",
+        "https://good.test",
+        "bob",
+        -600,
+    ));
     let tampered = {
         let (head, sig) = good_token.rsplit_once('.').unwrap();
         let flipped = if sig.starts_with('A') { "B" } else { "A" };
@@ -149,7 +159,12 @@ async fn full_run_at_debug_leaks_no_token_secret_or_session_id() {
         b"not-the-secret-at-all-0123456789",
         &claims("https://hs.test", "https://hs.test", "carol", 300),
     );
-    let down_token = key.token(&claims("https://down.test", "https://down.test", "dan", 300));
+    let down_token = key.token(&claims(
+        "https://down.test",
+        "https://down.test",
+        "dan",
+        300,
+    ));
     let cookie = format!("better-auth.session_token={}", signed_session());
     let forged_cookie = format!("better-auth.session_token={SESSION_TOKEN}.AAAA");
 
@@ -164,19 +179,37 @@ async fn full_run_at_debug_leaks_no_token_secret_or_session_id() {
             auth(
                 g,
                 "/api/x",
-                &[("authorization", &bearer(&good_token)), ("x-request-id", "rid-allow-1")]
+                &[
+                    ("authorization", &bearer(&good_token)),
+                    ("x-request-id", "rid-allow-1")
+                ]
             ),
             200
         );
         assert_eq!(auth(g, "/api/x", &[]), 401);
-        assert_eq!(auth(g, "/admin/x", &[("authorization", &bearer(&good_token))]), 403);
-        assert_eq!(auth(g, "/api/x", &[("authorization", &bearer(&expired))]), 401);
-        assert_eq!(auth(g, "/api/x", &[("authorization", &bearer(&tampered))]), 401);
+        assert_eq!(
+            auth(g, "/admin/x", &[("authorization", &bearer(&good_token))]),
+            403
+        );
+        assert_eq!(
+            auth(g, "/api/x", &[("authorization", &bearer(&expired))]),
+            401
+        );
+        assert_eq!(
+            auth(g, "/api/x", &[("authorization", &bearer(&tampered))]),
+            401
+        );
         assert_eq!(auth(g, "/api/x", &[("authorization", &bearer(&hs))]), 200);
-        assert_eq!(auth(g, "/api/x", &[("authorization", &bearer(&hs_wrong))]), 401);
+        assert_eq!(
+            auth(g, "/api/x", &[("authorization", &bearer(&hs_wrong))]),
+            401
+        );
         assert_eq!(auth(g, "/api/x", &[("cookie", &cookie)]), 200);
         assert_eq!(auth(g, "/api/x", &[("cookie", &forged_cookie)]), 401);
-        assert_eq!(auth(g, "/api/x", &[("authorization", &bearer(SESSION_TOKEN))]), 200);
+        assert_eq!(
+            auth(g, "/api/x", &[("authorization", &bearer(SESSION_TOKEN))]),
+            200
+        );
     };
     tokio::task::block_in_place(|| {
         run(&g);
@@ -184,7 +217,9 @@ async fn full_run_at_debug_leaks_no_token_secret_or_session_id() {
             auth(&g, "/api/x", &[("authorization", &bearer(&down_token))]),
             503
         );
-        wait_log(&g, "a JWKS fetch failure", |l| l.contains("JWKS fetch failed"));
+        wait_log(&g, "a JWKS fetch failure", |l| {
+            l.contains("JWKS fetch failed")
+        });
 
         // Reload without the unreachable provider, then run again.
         std::fs::write(&config, yaml(&good, None)).unwrap();
@@ -195,7 +230,15 @@ async fn full_run_at_debug_leaks_no_token_secret_or_session_id() {
 
     let log = g.proc.log_text();
     let events = decisions(&log);
-    assert!(events.len() >= 20, "{} decision events:\n{log}", events.len());
+    assert!(
+        log.contains("\"level\":\"DEBUG\""),
+        "the scan must cover debug events:\n{log}"
+    );
+    assert!(
+        events.len() >= 20,
+        "{} decision events:\n{log}",
+        events.len()
+    );
 
     // Nothing secret, at any level, from any crate.
     let mut forbidden: Vec<(&str, String)> = vec![
@@ -217,7 +260,10 @@ async fn full_run_at_debug_leaks_no_token_secret_or_session_id() {
         forbidden.push((name, sig));
     }
     for (name, value) in &forbidden {
-        assert!(!log.contains(value.as_str()), "the log holds the {name}:\n{log}");
+        assert!(
+            !log.contains(value.as_str()),
+            "the log holds the {name}:\n{log}"
+        );
     }
 
     // The decision events carry what is needed to follow a request.
@@ -272,14 +318,22 @@ async fn text_format_writes_the_decision_as_key_value_text() {
     let mut e = env("text");
     e.insert("GATEHOUSE_LOG".into(), "info".into());
     let g = tokio::task::block_in_place(|| Gatehouse::start(Some(&config), &e));
-    let token = key.token(&claims("https://good.test", "https://good.test", "alice", 300));
+    let token = key.token(&claims(
+        "https://good.test",
+        "https://good.test",
+        "alice",
+        300,
+    ));
     let fp = fingerprint(&token);
     tokio::task::block_in_place(|| {
         let deadline = Instant::now() + Duration::from_secs(10);
         while auth(
             &g,
             "/api/x",
-            &[("authorization", &bearer(&token)), ("x-request-id", "rid-text-7")],
+            &[
+                ("authorization", &bearer(&token)),
+                ("x-request-id", "rid-text-7"),
+            ],
         ) != 200
         {
             assert!(Instant::now() < deadline, "{}", g.proc.log_text());

@@ -53,7 +53,10 @@ async fn start(mtls: bool) -> Tls {
 
 impl Tls {
     fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.gatehouse.http_addr.port())
+        format!(
+            "https://localhost:{}{path}",
+            self.gatehouse.http_addr.port()
+        )
     }
 
     fn client_cert(&self) -> Issued {

@@ -48,8 +48,8 @@ pub fn render_file(file: &str, listener: u16, gatehouse: u16, upstream: u16, adm
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("deploy/envoy")
         .join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let mut out = text;
     for (from, to) in [
         (10000, listener),

@@ -49,9 +49,10 @@ impl Pki {
             CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
                 .expect("leaf params");
         params.serial_number = Some(SerialNumber::from(serial));
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names.first().copied().unwrap_or("client"));
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("client"),
+        );
         params.extended_key_usages = vec![usage];
         let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
         Issued {
