@@ -40,6 +40,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Finished connections waiting for the server to pick them up.
 const READY_QUEUE: usize = 128;
 
+/// Handshakes in progress at once per listener; connections beyond this
+/// are closed at once, so a flood of stalled clients costs bounded memory.
+pub const MAX_PENDING_HANDSHAKES: usize = 4096;
+
 /// A TLS file that could not be used.
 #[derive(Debug, thiserror::Error)]
 #[error("{key}: {message}")]
@@ -194,6 +198,7 @@ pub fn spawn_accept_loop(
     stop: CancellationToken,
 ) -> mpsc::Receiver<Accepted> {
     let (tx, rx) = mpsc::channel(READY_QUEUE);
+    let pending = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -217,9 +222,14 @@ pub fn spawn_accept_loop(
                 );
                 continue;
             };
+            let Ok(permit) = pending.clone().try_acquire_owned() else {
+                tracing::warn!(door = door.name(), peer = %peer, "too many TLS handshakes in progress; closing connection");
+                continue;
+            };
             let acceptor = current.acceptor(door);
             let tx = tx.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
                         let _ = tx.send((tls, peer)).await;
