@@ -1,6 +1,7 @@
-//! A real Envoy running `deploy/envoy/envoy.yaml` with only its port
-//! numbers replaced (listener 10000, gatehouse 9001, upstream 8081, admin
-//! 9901), on free loopback ports, killed on drop.
+//! A real Envoy running `deploy/envoy/envoy.yaml` (or another file of that
+//! directory, e.g. `envoy-mtls.yaml` with its certificate paths replaced)
+//! with only its port numbers replaced (listener 10000, gatehouse 9001,
+//! upstream 8081, admin 9901), on free loopback ports, killed on drop.
 //!
 //! The binary comes from `ENVOY_BIN`, else `<crate>/.venv/bin/envoy`.
 //! Without either the test fails with the install command; it never skips.
