@@ -165,13 +165,13 @@ impl Authorizer {
             }) => &*id.provider,
             _ => trace.provider.unwrap_or(""),
         };
-        let request_id = input.request_id.as_deref().unwrap_or("");
+        let request_id = log_request_id(input.request_id.as_deref());
         let status = match &decision {
             Decision::Allow(_) => 200,
             Decision::Deny(e) => e.http_status(),
         };
         tracing::info!(
-            authz.request_id = request_id,
+            authz.request_id = &*request_id,
             authz.door = input.door.as_str(),
             authz.method = %input.method,
             authz.route = trace.route,
@@ -337,5 +337,45 @@ pub fn claims_of(decision: &Decision) -> Option<&Map<String, Value>> {
             identity: Some(id), ..
         }) => Some(&id.claims),
         _ => None,
+    }
+}
+
+/// The longest client-sent request id logged as is; longer ones are cut.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The request id for the decision's log event: the proxy's
+/// `x-request-id` (cut to [`MAX_REQUEST_ID`] bytes), else a fresh random
+/// 64-bit id in hex, so every event can be correlated.
+fn log_request_id(sent: Option<&str>) -> std::borrow::Cow<'_, str> {
+    match sent.filter(|s| !s.is_empty()) {
+        Some(id) if id.len() <= MAX_REQUEST_ID => std::borrow::Cow::Borrowed(id),
+        Some(id) => {
+            let mut end = MAX_REQUEST_ID;
+            while !id.is_char_boundary(end) {
+                end -= 1;
+            }
+            std::borrow::Cow::Borrowed(id.get(..end).unwrap_or(""))
+        }
+        None => std::borrow::Cow::Owned(format!("{:016x}", rand::random::<u64>())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_request_id;
+
+    #[test]
+    fn request_id_is_kept_cut_or_generated() {
+        assert_eq!(log_request_id(Some("abc-1")), "abc-1");
+        let long = "é".repeat(100);
+        let cut = log_request_id(Some(&long));
+        assert!(cut.len() <= 128 && long.starts_with(&*cut) && !cut.is_empty());
+        for missing in [None, Some("")] {
+            let a = log_request_id(missing);
+            let b = log_request_id(missing);
+            assert_eq!(a.len(), 16);
+            assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+            assert_ne!(a, b);
+        }
     }
 }

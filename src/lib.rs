@@ -17,6 +17,7 @@
 //! - [`error`]: the SPEC §5 table, the one status mapping.
 //! - [`config`]: file, env and flags → compiled config.
 //! - [`server`]: listeners, shutdown drain, SIGHUP reload.
+//! - [`tls`]: TLS and mTLS on both listeners, re-read on reload.
 //! - [`telemetry`]: logs, fingerprints, metrics.
 //! - [`cli`], [`demo`]: the command line and the built-in issuer.
 
@@ -34,5 +35,6 @@ pub mod policy;
 pub mod server;
 pub mod session;
 pub mod telemetry;
+pub mod tls;
 pub mod token_cache;
 pub mod verify;

@@ -16,15 +16,16 @@
 //! new [`Authorizer`], waits (bounded) for its remote keys and only then
 //! swaps it in; any failure keeps the running generation.
 //!
-//! TLS on the listeners is not implemented: a config with `tls` is refused
-//! at start with an error naming the key, rather than served in clear.
+//! TLS: with a `tls` block at start, both listeners serve TLS (mTLS with a
+//! client CA) through [`crate::tls`]; SIGHUP re-reads the certificate, key
+//! and CA files for new connections. Turning TLS on or off takes a restart.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +36,7 @@ use crate::config::{Config, ConfigError};
 use crate::decision::Authorizer;
 use crate::grpc::{AuthzService, HealthPublisher};
 use crate::telemetry::Metrics;
+use crate::tls::{Door, TlsAcceptors, TlsListener};
 
 /// Rebuilds the configuration from the same file, env and flags (SIGHUP).
 pub type Reloader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
@@ -47,6 +49,9 @@ pub struct AppState {
     pub draining: AtomicBool,
     /// `gatehouse demo` serves its built-in issuer's JWKS at `/api/auth/jwks`.
     pub demo_jwks: Option<String>,
+    /// The listeners' TLS settings when serving TLS; swapped on reload so
+    /// new connections use re-read certificates.
+    pub tls: Arc<ArcSwapOption<TlsAcceptors>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -63,6 +68,7 @@ impl AppState {
             authz: ArcSwap::from_pointee(authz),
             draining: AtomicBool::new(false),
             demo_jwks,
+            tls: Arc::new(ArcSwapOption::empty()),
         })
     }
 
@@ -162,19 +168,19 @@ impl ReloadError {
 /// Runs both listeners until SIGTERM/SIGINT, then drains.
 pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let config = opts.config;
-    if config.tls.is_some() {
-        return Err(ServeError::Config(ConfigError::new(
-            "tls",
-            "TLS on the gRPC and HTTP listeners is not supported by this version; \
-             terminate TLS in front of gatehouse or remove the tls block",
-        )));
-    }
+    let tls = match &config.tls {
+        Some(spec) => Some(Arc::new(
+            TlsAcceptors::load(spec).map_err(ConfigError::from)?,
+        )),
+        None => None,
+    };
     let grpc = bind(config.grpc_addr).await?;
     let http = bind(config.http_addr).await?;
     let metrics = Arc::new(Metrics::new());
     let authz = Authorizer::new(Arc::new(config), metrics)?;
     authz.start();
     let state = AppState::new(authz, opts.demo_jwks);
+    state.tls.store(tls);
     let shutdown = Shutdown::new();
     spawn_signal_handlers(state.clone(), shutdown.clone(), opts.reload)?;
     run(grpc, http, state, shutdown).await
@@ -244,11 +250,17 @@ pub async fn reload(state: &AppState, reloader: &Reloader) -> Result<(), ReloadE
     {
         tracing::warn!("listener addresses changed; they take effect at the next restart");
     }
-    if config.tls.is_some() {
-        return Err(ReloadError::Config(ConfigError::new(
-            "tls",
-            "TLS on the listeners is not supported by this version",
-        )));
+    // Certificates are read before anything is swapped: a bad file keeps
+    // the whole running generation.
+    let serving_tls = state.tls.load().is_some();
+    let next_tls = match &config.tls {
+        Some(spec) if serving_tls => Some(Arc::new(
+            TlsAcceptors::load(spec).map_err(ConfigError::from)?,
+        )),
+        _ => None,
+    };
+    if config.tls.is_some() != serving_tls {
+        tracing::warn!("turning TLS on or off takes effect at the next restart");
     }
     let next = Authorizer::new(Arc::new(config), current.metrics().clone())?;
     next.start();
@@ -258,6 +270,10 @@ pub async fn reload(state: &AppState, reloader: &Reloader) -> Result<(), ReloadE
     }
     let old = state.authz.swap(Arc::new(next));
     old.stop();
+    if let Some(tls) = next_tls {
+        state.tls.store(Some(tls));
+        tracing::info!("TLS certificates re-read");
+    }
     Ok(())
 }
 
@@ -277,27 +293,70 @@ pub async fn run(
     health.publish().await;
     tracker.spawn(health.clone().run(stop_health.clone()));
 
+    // A `tls` block not loaded yet (callers of `run` other than `serve`).
+    if state.tls.load().is_none()
+        && let Some(spec) = &state.authorizer().config().tls
+    {
+        let acceptors = TlsAcceptors::load(spec).map_err(ConfigError::from)?;
+        state.tls.store(Some(Arc::new(acceptors)));
+    }
+    let tls = state.tls.load().as_ref().map(|t| t.mtls);
+
     let grpc_addr = grpc.local_addr()?;
-    let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
-    let grpc_server = tonic::transport::Server::builder()
+    let grpc_builder = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
         .add_service(health_service)
-        .add_service(AuthzService::new(state.clone()).into_server())
-        .serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned());
-    let grpc_task = tracker.spawn(ending(grpc_server, stop_accepting.clone()));
+        .add_service(AuthzService::new(state.clone()).into_server());
+    let grpc_task = if tls.is_some() {
+        let ready = crate::tls::spawn_accept_loop(
+            grpc,
+            state.tls.clone(),
+            Door::Grpc,
+            stop_accepting.clone(),
+        );
+        let server = grpc_builder.serve_with_incoming_shutdown(
+            crate::tls::incoming(ready),
+            stop_accepting.clone().cancelled_owned(),
+        );
+        tracker.spawn(ending(server, stop_accepting.clone()))
+    } else {
+        let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
+        let server = grpc_builder
+            .serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned());
+        tracker.spawn(ending(server, stop_accepting.clone()))
+    };
 
     let http_addr = http.local_addr()?;
-    let http = http.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let http_server = axum::serve(http, crate::http::router(state.clone()))
-        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-        .into_future();
-    let http_task = tracker.spawn(ending(http_server, stop_accepting.clone()));
+    let router = crate::http::router(state.clone());
+    let http_task = if tls.is_some() {
+        let ready = crate::tls::spawn_accept_loop(
+            http,
+            state.tls.clone(),
+            Door::Http,
+            stop_accepting.clone(),
+        );
+        let server = axum::serve(TlsListener::new(ready, http_addr), router)
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+            .into_future();
+        tracker.spawn(ending(server, stop_accepting.clone()))
+    } else {
+        let http = http.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let server = axum::serve(http, router)
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+            .into_future();
+        tracker.spawn(ending(server, stop_accepting.clone()))
+    };
     tracker.close();
-    tracing::info!(grpc = %grpc_addr, http = %http_addr, "listening");
+    let tls_mode = match tls {
+        None => "off",
+        Some(false) => "tls",
+        Some(true) => "mtls",
+    };
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, tls = tls_mode, "listening");
 
     let (grpc_abort, http_abort) = (grpc_task.abort_handle(), http_task.abort_handle());
     tokio::select! {

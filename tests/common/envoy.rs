@@ -1,6 +1,7 @@
-//! A real Envoy running `deploy/envoy/envoy.yaml` with only its port
-//! numbers replaced (listener 10000, gatehouse 9001, upstream 8081, admin
-//! 9901), on free loopback ports, killed on drop.
+//! A real Envoy running `deploy/envoy/envoy.yaml` (or another file of that
+//! directory, e.g. `envoy-mtls.yaml` with its certificate paths replaced)
+//! with only its port numbers replaced (listener 10000, gatehouse 9001,
+//! upstream 8081, admin 9901), on free loopback ports, killed on drop.
 //!
 //! The binary comes from `ENVOY_BIN`, else `<crate>/.venv/bin/envoy`.
 //! Without either the test fails with the install command; it never skips.
@@ -40,8 +41,16 @@ pub fn envoy_bin() -> PathBuf {
 
 /// The deploy config with its ports replaced.
 pub fn render_config(listener: u16, gatehouse: u16, upstream: u16, admin: u16) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/envoy/envoy.yaml");
-    let text = std::fs::read_to_string(&path).expect("read deploy/envoy/envoy.yaml");
+    render_file("envoy.yaml", listener, gatehouse, upstream, admin)
+}
+
+/// `deploy/envoy/<file>` with its ports replaced.
+pub fn render_file(file: &str, listener: u16, gatehouse: u16, upstream: u16, admin: u16) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/envoy")
+        .join(file);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let mut out = text;
     for (from, to) in [
         (10000, listener),
@@ -52,7 +61,7 @@ pub fn render_config(listener: u16, gatehouse: u16, upstream: u16, admin: u16) -
         let needle = format!("port_value: {from} ");
         assert!(
             out.contains(&needle),
-            "deploy/envoy/envoy.yaml no longer has `{needle}`"
+            "deploy/envoy/{file} no longer has `{needle}`"
         );
         out = out.replace(&needle, &format!("port_value: {to} "));
     }
@@ -71,15 +80,31 @@ impl Envoy {
     /// Starts Envoy in front of `upstream`, asking gatehouse at `gatehouse_grpc`,
     /// and waits until its admin `/ready` answers 200.
     pub fn start(gatehouse_grpc: SocketAddr, upstream: SocketAddr) -> Envoy {
+        Self::start_file("envoy.yaml", &[], gatehouse_grpc, upstream)
+    }
+
+    /// Starts Envoy on `deploy/envoy/<file>` with its ports replaced and
+    /// each `(from, to)` of `replace` substituted (paths to certificates).
+    pub fn start_file(
+        file: &str,
+        replace: &[(&str, &str)],
+        gatehouse_grpc: SocketAddr,
+        upstream: SocketAddr,
+    ) -> Envoy {
         let bin = envoy_bin();
         let addr = free_addr();
         let admin = free_addr();
-        let config = render_config(
+        let mut config = render_file(
+            file,
             addr.port(),
             gatehouse_grpc.port(),
             upstream.port(),
             admin.port(),
         );
+        for (from, to) in replace {
+            assert!(config.contains(from), "deploy/envoy/{file} has no `{from}`");
+            config = config.replace(from, to);
+        }
         let dir = std::env::temp_dir().join("gatehouse-tests");
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join(format!("envoy-{}-{}.yaml", std::process::id(), addr.port()));

@@ -10,6 +10,7 @@ pub mod envoy;
 pub mod httpc;
 pub mod jwks_server;
 pub mod nginx;
+pub mod pki;
 pub mod ports;
 pub mod procs;
 pub mod tcp_proxy;
