@@ -1,8 +1,440 @@
 //! The command line: `serve`, `check-config`, `verify`, `demo` (SPEC §1).
+//!
+//! Parses arguments with clap, loads the config through
+//! [`Config::load`], and maps every outcome to an exit code: 0 success
+//! (and `--help`/`--version`), 1 a `verify` deny or a runtime failure, 64
+//! (`EX_USAGE`) a config or usage error. Config errors are printed as
+//! `gatehouse: config error: <key>: <message>` on stderr.
+//!
+//! This module does not decide anything itself: `verify` asks the real
+//! [`Authorizer`], `serve` hands over to [`crate::server::serve`].
 
+use std::ffi::OsString;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value, json};
+
+use crate::config::load::{ENV_GRPC_ADDR, ENV_HTTP_ADDR};
+use crate::config::{Config, ConfigError, Env, KeySource, LoadOptions};
+use crate::decision::{Authorizer, CheckInput, Decision, Door};
+use crate::error::{AuthError, MalformedKind};
+use crate::server::{Reloader, ServeError, ServeOptions};
+use crate::telemetry::{Metrics, init_logging};
+
+/// Exit code for config and usage errors (`EX_USAGE`).
+pub const EXIT_USAGE: u8 = 64;
+/// Exit code for a `verify` deny and for runtime failures.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// How long `verify` waits for keys before deciding anyway.
+const VERIFY_KEY_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "External authorization for Envoy (ext_authz) and nginx (auth_request)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gRPC and HTTP listeners until SIGTERM/SIGINT.
+    Serve(ConfigArgs),
+    /// Validate and print the effective config (secrets redacted).
+    CheckConfig(ConfigArgs),
+    /// Decide once for TOKEN and print the decision as JSON (exit 0 allow, 1 deny).
+    Verify(VerifyArgs),
+    /// Run with a built-in issuer; prints sample tokens and commands.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Config file (YAML); default $GATEHOUSE_CONFIG, else none.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// gRPC listener address (overrides $GATEHOUSE_GRPC_ADDR and the file).
+    #[arg(long, value_name = "ADDR")]
+    grpc_addr: Option<String>,
+    /// HTTP listener address (overrides $GATEHOUSE_HTTP_ADDR and the file).
+    #[arg(long, value_name = "ADDR")]
+    http_addr: Option<String>,
+}
+
+impl ConfigArgs {
+    fn load_options(&self, env: Env) -> LoadOptions {
+        LoadOptions {
+            config_path: self.config.clone(),
+            grpc_addr: self.grpc_addr.clone(),
+            http_addr: self.http_addr.clone(),
+            env,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Request path the decision is for.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Request method the decision is for.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// The token, or `-` to read it from stdin.
+    #[arg(value_name = "TOKEN|-")]
+    token: String,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// HTTP listener (default 127.0.0.1:8080, or a free port when taken).
+    #[arg(long, value_name = "ADDR")]
+    http_addr: Option<String>,
+    /// gRPC listener (default 127.0.0.1:9001, or a free port when taken).
+    #[arg(long, value_name = "ADDR")]
+    grpc_addr: Option<String>,
+    /// Decide the demo requests in-process, print them and exit (no server).
+    #[arg(long)]
+    once: bool,
+}
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    run(std::env::args_os(), Env::from_process())
+}
+
+/// Runs the command line `args` (program name first) against `env`.
+pub fn run(args: impl IntoIterator<Item = OsString>, env: Env) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(EXIT_USAGE),
+            };
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => serve(args.load_options(env)),
+        Command::CheckConfig(args) => check_config(&args.load_options(env)),
+        Command::Verify(args) => verify(args, env),
+        Command::Demo(args) => demo(args, &env),
+    }
+}
+
+fn config_error(e: &ConfigError) -> ExitCode {
+    eprintln!("gatehouse: config error: {e}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("gatehouse: cannot start the async runtime: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        })
+}
+
+fn serve_error(e: &ServeError) -> ExitCode {
+    match e {
+        ServeError::Config(c) => config_error(c),
+        other => {
+            eprintln!("gatehouse: {other}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn serve(opts: LoadOptions) -> ExitCode {
+    let config = match Config::load(&opts) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    init_logging(&config.log_filter, config.log_format);
+    let reload: Reloader = Arc::new(move || Config::load(&opts));
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let result = rt.block_on(crate::server::serve(ServeOptions {
+        config,
+        reload: Some(reload),
+        demo_jwks: None,
+    }));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => serve_error(&e),
+    }
+}
+
+fn check_config(opts: &LoadOptions) -> ExitCode {
+    let config = match Config::load(opts) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    write_stdout(&render_check_config(&config))
+}
+
+/// What `check-config` prints: the effective config as YAML (secrets are
+/// never part of it; `secret_env` and `url_env` show only variable names),
+/// followed by notes as YAML comments.
+pub fn render_check_config(config: &Config) -> String {
+    let mut out = String::from("# gatehouse effective configuration (secrets redacted)\n");
+    out.push_str(&config.to_yaml());
+    for p in config.issuerless_providers() {
+        let note = match p.keys {
+            KeySource::Discovery(_) => format!(
+                "# note: provider {:?} takes its issuer from the discovery document\n",
+                p.name
+            ),
+            KeySource::Secret(_) | KeySource::File(_) | KeySource::JwksUri(_) => format!(
+                "# note: provider {:?} has no issuer: accepts tokens without a matching iss: {} provider\n",
+                p.name,
+                if matches!(p.keys, KeySource::Secret(_)) {
+                    "secret"
+                } else {
+                    "file"
+                }
+            ),
+        };
+        out.push_str(&note);
+    }
+    out
+}
+
+/// Writes the command's result; a closed stdout is a failure, not a panic.
+fn write_stdout(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(EXIT_FAILURE),
+    }
+}
+
+fn read_token(arg: &str) -> Result<String, String> {
+    if arg != "-" {
+        return Ok(arg.trim().to_owned());
+    }
+    let mut buf = String::new();
+    std::io::stdin()
+        .read_to_string(&mut buf)
+        .map_err(|e| format!("cannot read the token from stdin: {e}"))?;
+    let token = buf.trim().to_owned();
+    if token.is_empty() {
+        return Err("no token on stdin".to_owned());
+    }
+    Ok(token)
+}
+
+fn verify(args: VerifyArgs, env: Env) -> ExitCode {
+    let opts = args.config.load_options(env);
+    let config = match Config::load(&opts) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    // Logs go to stderr; quiet unless asked, so stdout is just the JSON.
+    let filter = if opts.env.get(crate::config::load::ENV_LOG).is_some() {
+        config.log_filter.clone()
+    } else {
+        "warn".to_owned()
+    };
+    init_logging(&filter, config.log_format);
+    let token = match read_token(&args.token) {
+        Ok(t) => t,
+        Err(m) => {
+            eprintln!("gatehouse: {m}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let authz = match Authorizer::new(Arc::new(config), Arc::new(Metrics::new())) {
+        Ok(a) => a,
+        Err(e) => return config_error(&e),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let (decision, ready) = rt.block_on(async {
+        authz.start();
+        let ready = authz.verifier().wait_ready(VERIFY_KEY_WAIT).await;
+        let decision = match bearer_headers(&token) {
+            Some(headers) => {
+                authz
+                    .check(&CheckInput {
+                        door: Door::Cli,
+                        method: args.method.clone(),
+                        path: args.path.clone(),
+                        host: None,
+                        headers,
+                        request_id: None,
+                    })
+                    .await
+            }
+            None => Decision::Deny(AuthError::Malformed(MalformedKind::BadCharacters)),
+        };
+        authz.stop();
+        (decision, ready)
+    });
+    if !ready {
+        eprintln!(
+            "gatehouse: warning: keys were not loaded for every provider within {}s",
+            VERIFY_KEY_WAIT.as_secs()
+        );
+    }
+    let written = write_stdout(&format!("{}\n", decision_json(&decision)));
+    if written != ExitCode::SUCCESS || !decision.is_allow() {
+        return ExitCode::from(EXIT_FAILURE);
+    }
     ExitCode::SUCCESS
+}
+
+fn bearer_headers(token: &str) -> Option<http::HeaderMap> {
+    let value = http::HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::AUTHORIZATION, value);
+    Some(headers)
+}
+
+/// The `verify` output: one JSON object (SPEC §1).
+pub fn decision_json(decision: &Decision) -> Value {
+    match decision {
+        Decision::Allow(allow) => {
+            let mut headers = Map::new();
+            for (name, value) in &allow.headers.set {
+                headers.insert(
+                    name.as_str().to_owned(),
+                    Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+                );
+            }
+            let (reason, provider, claims) = match &allow.identity {
+                Some(id) => (
+                    "authenticated",
+                    Value::String(id.provider.to_string()),
+                    Value::Object((*id.claims).clone()),
+                ),
+                None => ("anonymous", Value::Null, Value::Object(Map::new())),
+            };
+            json!({
+                "decision": "allow",
+                "status": 200,
+                "error": null,
+                "reason": reason,
+                "provider": provider,
+                "claims": claims,
+                "headers": headers,
+            })
+        }
+        Decision::Deny(e) => {
+            let provider = match e {
+                AuthError::JwksUnavailable(p) => Value::String(p.clone()),
+                _ => Value::Null,
+            };
+            json!({
+                "decision": "deny",
+                "status": e.http_status(),
+                "error": e.code().as_str(),
+                "reason": e.reason(),
+                "provider": provider,
+                "claims": {},
+                "headers": {},
+            })
+        }
+    }
+}
+
+fn demo(args: DemoArgs, env: &Env) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    if args.once {
+        return match rt.block_on(crate::demo::run_once()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => {
+                eprintln!("gatehouse: some demo decisions differ from what was expected");
+                ExitCode::from(EXIT_FAILURE)
+            }
+            Err(e) => demo_error(&e),
+        };
+    }
+    // flag > env > default; errors name whichever supplied the value.
+    let source = |flag: &Option<String>, flag_name: &'static str, var: &'static str| match flag {
+        Some(v) => (Some(v.clone()), flag_name),
+        None => (env.get(var).map(str::to_owned), var),
+    };
+    let (http_value, http_key) = source(&args.http_addr, "--http-addr", ENV_HTTP_ADDR);
+    let (grpc_value, grpc_key) = source(&args.grpc_addr, "--grpc-addr", ENV_GRPC_ADDR);
+    let picked =
+        crate::demo::pick_addr(http_value.as_deref(), http_key, crate::demo::DEMO_HTTP_ADDR)
+            .and_then(|h| {
+                crate::demo::pick_addr(grpc_value.as_deref(), grpc_key, crate::demo::DEMO_GRPC_ADDR)
+                    .map(|g| (h, g))
+            });
+    let ((http_addr, http_note), (grpc_addr, grpc_note)): (
+        (SocketAddr, Option<String>),
+        (SocketAddr, Option<String>),
+    ) = match picked {
+        Ok(p) => p,
+        Err(e) => return config_error(&e),
+    };
+    for note in [http_note, grpc_note].into_iter().flatten() {
+        println!("note: {note}");
+    }
+    let filter = env.get(crate::config::load::ENV_LOG).unwrap_or("info");
+    init_logging(filter, crate::config::LogFormat::Text);
+    match rt.block_on(crate::demo::run(http_addr, grpc_addr)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => demo_error(&e),
+    }
+}
+
+fn demo_error(e: &crate::demo::DemoError) -> ExitCode {
+    match e {
+        crate::demo::DemoError::Config(c) => config_error(c),
+        crate::demo::DemoError::Serve(s) => serve_error(s),
+        other => {
+            eprintln!("gatehouse: demo: {other}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_shape_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn deny_json_has_every_field() {
+        let v = decision_json(&Decision::Deny(AuthError::Expired));
+        assert_eq!(v["decision"], "deny");
+        assert_eq!(v["status"], 401);
+        assert_eq!(v["error"], "token_expired");
+        assert_eq!(v["reason"], "expired");
+        assert!(v["provider"].is_null());
+        assert!(v["claims"].as_object().unwrap().is_empty());
+    }
 }

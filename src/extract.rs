@@ -2,17 +2,27 @@
 //!
 //! Sources are tried in order (`Authorization: Bearer`, other headers,
 //! cookies, query). One credential per request (SPEC §6): two
-//! `Authorization` values, or a bearer JWT with a different JWT in a
-//! configured cookie, is `token_malformed`. A value that looks like a JWT
-//! (three base64url parts) is a [`Credential::Jwt`]; anything else is an
-//! opaque [`Credential::Session`] token (Better Auth).
+//! `Authorization` values, one cookie sent twice with different values, or
+//! two different JWTs (say a bearer token and a configured cookie) is
+//! `token_malformed`; between a JWT and a session token the first source in
+//! `token_sources` order wins. A value with exactly two dots is a
+//! [`Credential::Jwt`] candidate; anything else is an opaque
+//! [`Credential::Session`] token (Better Auth: `TOKEN` or signed
+//! `TOKEN.SIG`). Values over 16 KiB or with characters outside visible
+//! ASCII are refused.
 //!
 //! This module does not verify anything; it only finds and classifies.
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
+use http::header::{AUTHORIZATION, COOKIE};
 
 use crate::config::TokenSource;
-use crate::error::AuthError;
+use crate::error::{AuthError, MalformedKind};
+
+/// The largest credential accepted (SPEC §5).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Where a credential was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,16 +47,73 @@ pub enum Credential {
     },
 }
 
+impl Credential {
+    /// The token text.
+    pub fn token(&self) -> &str {
+        match self {
+            Credential::Jwt { token, .. } | Credential::Session { token, .. } => token,
+        }
+    }
+
+    /// Where it came from.
+    pub fn source(&self) -> SourceKind {
+        match self {
+            Credential::Jwt { source, .. } | Credential::Session { source, .. } => *source,
+        }
+    }
+
+    fn is_jwt(&self) -> bool {
+        matches!(self, Credential::Jwt { .. })
+    }
+
+    fn classify(token: String, source: SourceKind) -> Credential {
+        if token.bytes().filter(|&b| b == b'.').count() == 2 {
+            Credential::Jwt { token, source }
+        } else {
+            Credential::Session { token, source }
+        }
+    }
+}
+
+/// One compiled token source.
+#[derive(Debug, Clone)]
+enum Source {
+    Bearer,
+    /// Lower-cased header name.
+    Header(String),
+    /// Cookie name and its `__Secure-` variant (Better Auth over https).
+    Cookie {
+        name: String,
+        secure: String,
+    },
+    Query(String),
+}
+
 /// Compiled token sources.
 #[derive(Debug, Clone)]
 pub struct Extractor {
-    sources: Vec<TokenSource>,
+    /// In `token_sources` order.
+    sources: Vec<Source>,
 }
 
 impl Extractor {
     pub fn new(sources: &[TokenSource]) -> Self {
         Self {
-            sources: sources.to_vec(),
+            sources: sources
+                .iter()
+                .map(|s| match s {
+                    TokenSource::Bearer => Source::Bearer,
+                    TokenSource::Header(h) if h.eq_ignore_ascii_case("authorization") => {
+                        Source::Bearer
+                    }
+                    TokenSource::Header(h) => Source::Header(h.to_ascii_lowercase()),
+                    TokenSource::Cookie(c) => Source::Cookie {
+                        name: c.clone(),
+                        secure: format!("__Secure-{c}"),
+                    },
+                    TokenSource::Query(q) => Source::Query(q.clone()),
+                })
+                .collect(),
         }
     }
 
@@ -56,7 +123,182 @@ impl Extractor {
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<Option<Credential>, AuthError> {
-        let _ = (headers, query, &self.sources);
-        Ok(None)
+        let mut chosen: Option<Credential> = None;
+        let mut first_jwt: Option<String> = None;
+        for source in &self.sources {
+            let found = match source {
+                Source::Bearer => bearer(headers)?.map(|t| (t, SourceKind::Bearer)),
+                Source::Header(name) => header(headers, name)?.map(|t| (t, SourceKind::Header)),
+                Source::Cookie { name, secure } => {
+                    cookie(headers, name, secure)?.map(|t| (t, SourceKind::Cookie))
+                }
+                Source::Query(name) => query
+                    .map(|q| query_param(q, name))
+                    .transpose()?
+                    .flatten()
+                    .map(|t| (t, SourceKind::Query)),
+            };
+            let Some((token, kind)) = found else { continue };
+            check_token(&token)?;
+            let credential = Credential::classify(token, kind);
+            if credential.is_jwt() {
+                match &first_jwt {
+                    Some(jwt) if jwt != credential.token() => {
+                        return Err(AuthError::Malformed(MalformedKind::MultipleCredentials));
+                    }
+                    Some(_) => {}
+                    None => first_jwt = Some(credential.token().to_owned()),
+                }
+            }
+            if chosen.is_none() {
+                chosen = Some(credential);
+            }
+        }
+        Ok(chosen)
     }
+}
+
+/// Size and character checks every token passes.
+fn check_token(token: &str) -> Result<(), AuthError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(AuthError::Malformed(MalformedKind::TooLarge));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AuthError::Malformed(MalformedKind::BadCharacters));
+    }
+    Ok(())
+}
+
+/// `Authorization: Bearer <t>`. Another scheme is no credential.
+fn bearer(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
+    let Some(value) = single(headers, AUTHORIZATION.as_str())? else {
+        return Ok(None);
+    };
+    let value = trim_bytes(value);
+    let (scheme, rest) = match value.iter().position(|&b| b == b' ' || b == b'\t') {
+        Some(at) => (&value[..at], trim_bytes(&value[at..])),
+        None => (value, &[][..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Ok(None);
+    }
+    if rest.is_empty() {
+        return Err(AuthError::Malformed(MalformedKind::NotThreeParts));
+    }
+    if rest.contains(&b',') {
+        // Proxies fold repeated headers into one value joined by commas.
+        return Err(AuthError::Malformed(MalformedKind::MultipleCredentials));
+    }
+    Ok(Some(visible(rest)?))
+}
+
+/// A raw-token header.
+fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>, AuthError> {
+    let Some(value) = single(headers, name)? else {
+        return Ok(None);
+    };
+    let value = trim_bytes(value);
+    if value.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(visible(value)?))
+}
+
+/// The value of header `name` when sent once; two values are two credentials.
+fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a [u8]>, AuthError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AuthError::Malformed(MalformedKind::MultipleCredentials));
+    }
+    Ok(Some(first.as_bytes()))
+}
+
+/// Cookie `name` (or `__Secure-name`) across every `cookie` header,
+/// URL-decoded. The same cookie with two different values is refused.
+fn cookie(headers: &HeaderMap, name: &str, secure: &str) -> Result<Option<String>, AuthError> {
+    let mut found: Option<String> = None;
+    for value in headers.get_all(COOKIE) {
+        for pair in value.as_bytes().split(|&b| b == b';') {
+            let pair = trim_bytes(pair);
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            let key = trim_bytes(&pair[..eq]);
+            if key != name.as_bytes() && key != secure.as_bytes() {
+                continue;
+            }
+            let mut raw = trim_bytes(&pair[eq + 1..]);
+            if raw.len() >= 2 && raw.first() == Some(&b'"') && raw.last() == Some(&b'"') {
+                raw = &raw[1..raw.len() - 1];
+            }
+            if raw.is_empty() {
+                continue;
+            }
+            let decoded = url_decode(raw)?;
+            match &found {
+                Some(prev) if *prev != decoded => {
+                    return Err(AuthError::Malformed(MalformedKind::MultipleCredentials));
+                }
+                Some(_) => {}
+                None => found = Some(decoded),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Query parameter `name`, URL-decoded; present twice with different values
+/// is refused.
+fn query_param(query: &str, name: &str) -> Result<Option<String>, AuthError> {
+    let mut found: Option<String> = None;
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != name && url_decode(key.as_bytes()).ok().as_deref() != Some(name) {
+            continue;
+        }
+        if value.is_empty() {
+            continue;
+        }
+        let decoded = url_decode(value.as_bytes())?;
+        match &found {
+            Some(prev) if *prev != decoded => {
+                return Err(AuthError::Malformed(MalformedKind::MultipleCredentials));
+            }
+            Some(_) => {}
+            None => found = Some(decoded),
+        }
+    }
+    Ok(found)
+}
+
+fn url_decode(raw: &[u8]) -> Result<String, AuthError> {
+    let decoded: Cow<'_, [u8]> = percent_encoding::percent_decode(raw).into();
+    visible(&decoded)
+}
+
+/// Bytes as a string of visible ASCII, else `BadCharacters`.
+fn visible(bytes: &[u8]) -> Result<String, AuthError> {
+    if bytes.len() > MAX_TOKEN_BYTES {
+        return Err(AuthError::Malformed(MalformedKind::TooLarge));
+    }
+    if !bytes.iter().all(u8::is_ascii_graphic) {
+        return Err(AuthError::Malformed(MalformedKind::BadCharacters));
+    }
+    // Visible ASCII is valid UTF-8.
+    Ok(String::from_utf8_lossy(bytes).into_owned())
+}
+
+fn trim_bytes(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    bytes.get(start..end).unwrap_or_default()
 }

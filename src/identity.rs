@@ -1,10 +1,15 @@
 //! Identity: who the caller is, and the identity headers sent upstream.
 //!
 //! [`IdentityHeaders`] is compiled once from `identity_headers` (header ←
-//! claim path, `org.id` for nested claims). `render` turns verified claims
+//! claim path, `org.id` for nested claims): names are lower-cased, validated
+//! and turned into [`HeaderName`]s at load. `render` turns verified claims
 //! into the headers to set and lists every configured header it does not
-//! set, so the doors remove client-sent copies. Arrays are joined with `,`;
-//! values with control characters are refused.
+//! set, so the doors remove client-sent copies. Strings go as they are,
+//! numbers and booleans as their JSON text, arrays of scalars joined with
+//! `,`; null, objects, empty values and missing claims are not set. Values
+//! with control characters are refused rather than sent.
+//!
+//! This module does not decide access; it only describes the caller.
 
 use std::sync::Arc;
 
@@ -12,7 +17,7 @@ use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::config::ConfigError;
-use crate::error::AuthError;
+use crate::error::{AuthError, ForbiddenKind};
 
 /// A verified caller.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,20 +45,64 @@ pub struct RenderedHeaders {
 /// Compiled `identity_headers`.
 #[derive(Debug, Clone)]
 pub struct IdentityHeaders {
-    // filled in by the implementation
-    entries: Vec<(HeaderName, Vec<String>)>,
+    /// Header name → claim path, in configuration order.
+    entries: Vec<(HeaderName, String)>,
 }
 
+/// Headers an identity header may never be: the proxies rely on them for
+/// framing, routing or credentials.
+const RESERVED: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
 impl IdentityHeaders {
-    /// Compiles `header ← claim path` pairs; `key_prefix` is used in errors
-    /// (`identity_headers.x-user-id`).
+    /// Compiles `header ← claim path` pairs; errors name
+    /// `identity_headers.<header>`.
     pub fn compile<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, ConfigError> {
-        let _ = pairs;
-        Ok(Self {
-            entries: Vec::new(),
-        })
+        let mut entries: Vec<(HeaderName, String)> = Vec::new();
+        for (name, claim) in pairs {
+            let key = format!("identity_headers.{name}");
+            let lower = name.trim().to_ascii_lowercase();
+            if lower.starts_with(':') {
+                return Err(ConfigError::new(
+                    key,
+                    "pseudo-headers cannot carry identity",
+                ));
+            }
+            if RESERVED.contains(&lower.as_str()) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("{lower} is reserved and cannot carry identity"),
+                ));
+            }
+            let header = HeaderName::from_bytes(lower.as_bytes())
+                .map_err(|_| ConfigError::new(key.clone(), "not a valid header name"))?;
+            if entries.iter().any(|(h, _)| *h == header) {
+                return Err(ConfigError::new(key, "header configured twice"));
+            }
+            if claim.is_empty() || claim.split('.').any(str::is_empty) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("{claim:?} is not a claim name"),
+                ));
+            }
+            entries.push((header, claim.to_owned()));
+        }
+        Ok(Self { entries })
     }
 
     /// Every configured header name.
@@ -63,11 +112,71 @@ impl IdentityHeaders {
 
     /// Headers to set for `claims`, and every configured one not set.
     /// `None` claims (anonymous or public) sets nothing and removes all.
+    /// A claim value with control characters is `Forbidden(BadHeaderValue)`.
     pub fn render(
         &self,
         claims: Option<&Map<String, Value>>,
     ) -> Result<RenderedHeaders, AuthError> {
-        let _ = claims;
-        Ok(RenderedHeaders::default())
+        let mut rendered = RenderedHeaders {
+            set: Vec::with_capacity(self.entries.len()),
+            remove: Vec::new(),
+        };
+        for (header, claim) in &self.entries {
+            let text = claims
+                .and_then(|c| claim_at(c, claim))
+                .and_then(header_text);
+            match text {
+                Some(text) if !text.is_empty() => {
+                    if text.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                        return Err(AuthError::Forbidden(ForbiddenKind::BadHeaderValue));
+                    }
+                    let value = HeaderValue::from_bytes(text.as_bytes())
+                        .map_err(|_| AuthError::Forbidden(ForbiddenKind::BadHeaderValue))?;
+                    rendered.set.push((header.clone(), value));
+                }
+                _ => rendered.remove.push(header.clone()),
+            }
+        }
+        Ok(rendered)
+    }
+}
+
+/// The claim at `path`: the key itself when present (claim names such as
+/// `https://example.com/roles` contain dots), else the dotted walk through
+/// nested objects (`org.role`).
+pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    let mut parts = path.split('.');
+    let mut current = claims.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
+}
+
+/// A claim as header text; `None` for values that are not sent.
+fn header_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Array(items) => {
+            let mut out = String::new();
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                match item {
+                    Value::String(s) => out.push_str(s),
+                    Value::Number(n) => out.push_str(&n.to_string()),
+                    Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                    _ => return None,
+                }
+            }
+            Some(out)
+        }
+        Value::Null | Value::Object(_) => None,
     }
 }

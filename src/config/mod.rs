@@ -9,11 +9,13 @@
 //! This module does not fetch keys or open connections; see `jwks` and
 //! `session` for that.
 
+pub mod load;
 pub mod raw;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use load::{Env, LoadOptions, parse_size, parse_yaml};
 pub use raw::{Access, RawConfig};
 
 /// A configuration error, carrying the key path it is about.

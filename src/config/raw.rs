@@ -114,14 +114,73 @@ pub struct RawProvider {
 }
 
 /// One place a credential may come from (SPEC §3 `token_sources[]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+///
+/// Written as a one-key map (`- header: authorization`); serialized the
+/// same way so `check-config` output can be fed back as a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawTokenSource {
     /// `authorization` means `Bearer <t>` (scheme case-insensitive); any
     /// other header carries the raw token.
     Header(String),
     Cookie(String),
     Query(String),
+}
+
+impl<'de> Deserialize<'de> for RawTokenSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TokenSourceVisitor)
+    }
+}
+
+/// Reads the one-key map form, refusing unknown or repeated keys.
+struct TokenSourceVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TokenSourceVisitor {
+    type Value = RawTokenSource;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map with exactly one of `header`, `cookie`, `query`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error;
+        let mut found: Option<RawTokenSource> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let make: fn(String) -> RawTokenSource = match key.as_str() {
+                "header" => RawTokenSource::Header,
+                "cookie" => RawTokenSource::Cookie,
+                "query" => RawTokenSource::Query,
+                _ => {
+                    return Err(A::Error::unknown_field(
+                        &key,
+                        &["header", "cookie", "query"],
+                    ));
+                }
+            };
+            let value: String = map.next_value()?;
+            if found.is_some() {
+                return Err(A::Error::custom(
+                    "a token source needs exactly one of header, cookie, query",
+                ));
+            }
+            found = Some(make(value));
+        }
+        found.ok_or_else(|| A::Error::custom("a token source needs one of header, cookie, query"))
+    }
+}
+
+impl Serialize for RawTokenSource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (kind, name) = match self {
+            RawTokenSource::Header(n) => ("header", n),
+            RawTokenSource::Cookie(n) => ("cookie", n),
+            RawTokenSource::Query(n) => ("query", n),
+        };
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(kind, name)?;
+        map.end()
+    }
 }
 
 /// `public | optional | authenticated`.

@@ -4,9 +4,11 @@
 //! nginx, Better Auth).
 #![allow(dead_code, unused_imports)]
 
+pub mod betterauth;
 pub mod httpc;
 pub mod ports;
 pub mod procs;
+pub mod tcp_proxy;
 pub mod upstream;
 
 pub use httpc::{HttpResponse, http_get, http_request};
