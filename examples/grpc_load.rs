@@ -255,13 +255,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if !once && !warmup.is_zero() {
         phase(&shared, &channels, Some(warmup), false).await;
     }
-    let (mut tally, took) = phase(
-        &shared,
-        &channels,
-        (!once).then_some(duration),
-        true,
-    )
-    .await;
+    let (mut tally, took) = phase(&shared, &channels, (!once).then_some(duration), true).await;
     tally.latencies_us.sort_unstable();
     let calls = tally.ok + tally.denied + tally.errors;
     let secs = took.as_secs_f64();
@@ -285,7 +279,10 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("grpc_load: runtime: {e}");

@@ -82,10 +82,7 @@ fn load_key(args: &Args) -> Result<SigningKey, Box<dyn std::error::Error>> {
             }
             let (key, pkcs8) = SigningKey::ed25519_generate_pkcs8("bench-ed25519")?;
             std::fs::write(&path, pkcs8)?;
-            std::fs::write(
-                args.out.join("jwks.json"),
-                keys::jwks(&[&key]).to_string(),
-            )?;
+            std::fs::write(args.out.join("jwks.json"), keys::jwks(&[&key]).to_string())?;
             Ok(key)
         }
         BenchAlg::HS256 => {
@@ -99,7 +96,11 @@ fn load_key(args: &Args) -> Result<SigningKey, Box<dyn std::error::Error>> {
             std::fs::write(&path, &secret)?;
             Ok(SigningKey::hmac("bench-hs256", secret.as_bytes()))
         }
-        other => Err(format!("{} tokens are minted only in-process by benches/core.rs", other.name()).into()),
+        other => Err(format!(
+            "{} tokens are minted only in-process by benches/core.rs",
+            other.name()
+        )
+        .into()),
     }
 }
 
@@ -115,7 +116,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         out.write_all(b"\n")?;
     }
     out.flush()?;
-    eprintln!("wrote {} {} tokens to {}", args.count, args.alg.name(), path.display());
+    eprintln!(
+        "wrote {} {} tokens to {}",
+        args.count,
+        args.alg.name(),
+        path.display()
+    );
     Ok(())
 }
 

@@ -56,11 +56,20 @@ impl Authorization for Server {
 }
 
 fn bearer(request: &CheckRequest) -> Option<String> {
-    if let Some(v) = request.get_client_headers().and_then(|h| h.get("authorization")) {
+    if let Some(v) = request
+        .get_client_headers()
+        .and_then(|h| h.get("authorization"))
+    {
         return Some(v.clone());
     }
     // Envoy with `encode_raw_headers` sends `header_map` with byte values.
-    let http = request.attributes.as_ref()?.request.as_ref()?.http.as_ref()?;
+    let http = request
+        .attributes
+        .as_ref()?
+        .request
+        .as_ref()?
+        .http
+        .as_ref()?;
     let header = http
         .header_map
         .as_ref()?
@@ -177,7 +186,10 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("noop_authz: runtime: {e}");

@@ -103,10 +103,12 @@ impl SigningKey {
     /// A fresh key (RSA keys are 2048-bit).
     pub fn generate(alg: BenchAlg, kid: &str) -> Result<Self, KeyError> {
         let private = match alg {
-            BenchAlg::EdDSA => Private::Ed(Ed25519KeyPair::generate().map_err(|_| KeyError::Generate)?),
-            BenchAlg::RS256 | BenchAlg::PS256 => {
-                Private::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?)
+            BenchAlg::EdDSA => {
+                Private::Ed(Ed25519KeyPair::generate().map_err(|_| KeyError::Generate)?)
             }
+            BenchAlg::RS256 | BenchAlg::PS256 => Private::Rsa(
+                RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?,
+            ),
             BenchAlg::ES256 => Private::Ec(
                 EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
                     .map_err(|_| KeyError::Generate)?,
@@ -139,8 +141,8 @@ impl SigningKey {
 
     /// A new Ed25519 key and its PKCS#8 document, to be saved for later runs.
     pub fn ed25519_generate_pkcs8(kid: &str) -> Result<(Self, Vec<u8>), KeyError> {
-        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-            .map_err(|_| KeyError::Generate)?;
+        let doc =
+            Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| KeyError::Generate)?;
         let bytes = doc.as_ref().to_vec();
         Ok((Self::ed25519_from_pkcs8(kid, &bytes)?, bytes))
     }
