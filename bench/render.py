@@ -183,7 +183,7 @@ def render(run_dir):
         noop = rps("grpc", "noop")
         raw = rps("grpc", "raw_verify")
         out.append(
-            f"### Direct gRPC `Check` (examples/grpc_load, {meta.get('grpc_conc', '?')} calls in flight "
+            f"### Direct gRPC `Check` (examples/check_load, {meta.get('grpc_conc', '?')} calls in flight "
             f"over {meta.get('grpc_conns', '?')} HTTP/2 connections)"
         )
         out.append("")

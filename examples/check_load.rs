@@ -2,7 +2,7 @@
 //! directly to an authorizer (gatehouse or a baseline) with no proxy.
 //!
 //! ```text
-//! grpc_load --addr 127.0.0.1:9001 --tokens tokens.txt [--connections 4] \
+//! check_load --addr 127.0.0.1:9001 --tokens tokens.txt [--connections 4] \
 //!     [--concurrency 64] [--duration 10] [--warmup 2] [--rate 0] [--once] \
 //!     [--path /api/items] [--method GET] [--host app.bench]
 //! ```
@@ -275,7 +275,7 @@ fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("grpc_load: {e}");
+            eprintln!("check_load: {e}");
             return ExitCode::from(64);
         }
     };
@@ -285,14 +285,14 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("grpc_load: runtime: {e}");
+            eprintln!("check_load: runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("grpc_load: {e}");
+            eprintln!("check_load: {e}");
             ExitCode::FAILURE
         }
     }
