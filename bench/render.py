@@ -318,6 +318,20 @@ def render(run_dir):
     out.append(table(["goal", "this run", "verdict"], g) if g else "No goal measured in this run.")
     out.append("")
 
+    out.append("### Commands")
+    out.append("")
+    out.append("```sh")
+    out.append(f"{meta.get('invocation', 'scripts/bench')}")
+    out.append("# each wrk setup (after a warm-up run of the same shape):")
+    out.append(f"taskset -c 1 wrk -t1 -c{meta.get('conns', '?')} -d{meta.get('secs', '?')}s --latency "
+               "-s bench/wrk/rotate.lua http://127.0.0.1:PORT -- TOKENS_FILE")
+    out.append("# each direct gRPC setup:")
+    out.append(f"taskset -c 1 target/release/examples/check_load --addr 127.0.0.1:PORT --tokens TOKENS_FILE "
+               f"--connections {meta.get('grpc_conns', '?')} --concurrency {meta.get('grpc_conc', '?')} "
+               f"--duration {meta.get('secs', '?')} --warmup 0")
+    out.append("# servers: taskset -c 0 …; Envoy with --concurrency 1; configs in bench/, filled in under target/bench/<run>/conf/")
+    out.append("```")
+    out.append("")
     out.append("### Machine and tools")
     out.append("")
     out.append(table(["", ""], [[k, f"`{v}`"] for k, v in meta.items()
