@@ -1,37 +1,195 @@
 //! The verified-token cache: a hot token costs a lookup, not a signature
-//! check. Keyed by SHA-256 of the token, entries live until the token's
-//! `exp`, memory is bounded.
+//! check. Keyed by SHA-256 of the token (the token itself is never kept),
+//! entries live until the token's `exp`, memory is bounded by an estimate
+//! of each entry's size (claims included).
+//!
+//! The cache does not know about keys: the caller checks
+//! [`crate::verify::Verifier::key_present`] on a hit, so a removed key stops
+//! counting at once. Tokens without `exp` are not cached.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use moka::sync::Cache;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::verify::Verified;
 
+type CacheKey = [u8; 32];
+
+/// Per-entry expiry at the token's `exp`.
+struct ExpireAtExp;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl moka::Expiry<CacheKey, Arc<Verified>> for ExpireAtExp {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<Verified>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let exp = value.exp.unwrap_or(0);
+        Some(Duration::from_secs(exp.saturating_sub(unix_now())))
+    }
+}
+
+/// Rough heap size of a JSON value.
+fn json_weight(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 16,
+        Value::String(s) => 24 + s.len(),
+        Value::Array(a) => 24 + a.iter().map(json_weight).sum::<usize>(),
+        Value::Object(m) => {
+            48 + m
+                .iter()
+                .map(|(k, v)| 24 + k.len() + json_weight(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+/// Estimated bytes an entry costs: key, value struct, provider name, claims.
+fn weigh(_key: &CacheKey, value: &Arc<Verified>) -> u32 {
+    let claims: usize = value
+        .identity
+        .claims
+        .iter()
+        .map(|(k, v)| 24 + k.len() + json_weight(v))
+        .sum();
+    let total = 32 + 160 + value.identity.provider.len() + claims;
+    u32::try_from(total).unwrap_or(u32::MAX)
+}
+
 /// Bounded cache of verified tokens.
-#[derive(Debug)]
 pub struct TokenCache {
-    _max_bytes: u64,
+    /// `None` when disabled (`max_bytes == 0`).
+    inner: Option<Cache<CacheKey, Arc<Verified>>>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("enabled", &self.inner.is_some())
+            .finish()
+    }
+}
+
+fn key_of(token: &str) -> CacheKey {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 impl TokenCache {
     /// `max_bytes == 0` disables caching.
     pub fn new(max_bytes: u64) -> Self {
-        Self {
-            _max_bytes: max_bytes,
+        let inner = (max_bytes > 0).then(|| {
+            Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(weigh)
+                .expire_after(ExpireAtExp)
+                .build()
+        });
+        Self { inner }
+    }
+
+    /// A cached, unexpired verification of `token` (`now` in Unix seconds).
+    pub fn get(&self, token: &str, now: u64) -> Option<Arc<Verified>> {
+        let cache = self.inner.as_ref()?;
+        let hit = cache.get(&key_of(token))?;
+        match hit.exp {
+            Some(exp) if exp > now => Some(hit),
+            _ => None,
         }
     }
 
-    /// A cached, unexpired verification of `token`.
-    pub fn get(&self, token: &str, now: u64) -> Option<Arc<Verified>> {
-        let _ = (token, now);
-        None
-    }
-
+    /// Caches a verification until its `exp`; tokens without `exp` are not cached.
     pub fn insert(&self, token: &str, verified: Arc<Verified>) {
-        let _ = (token, verified);
+        let Some(cache) = &self.inner else {
+            return;
+        };
+        match verified.exp {
+            Some(exp) if exp > unix_now() => cache.insert(key_of(token), verified),
+            _ => {}
+        }
     }
 
     /// Drops an entry (its key left the set).
     pub fn invalidate(&self, token: &str) {
-        let _ = token;
+        if let Some(cache) = &self.inner {
+            cache.invalidate(&key_of(token));
+        }
+    }
+
+    /// Entries currently held (approximate; for tests and metrics).
+    pub fn entry_count(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |c| {
+            c.run_pending_tasks();
+            c.entry_count()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+    use crate::verify::KeyRef;
+
+    fn verified(exp: Option<u64>, big: usize) -> Arc<Verified> {
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), Value::String("u".repeat(big)));
+        Arc::new(Verified {
+            identity: Identity {
+                provider: Arc::from("p"),
+                claims: Arc::new(claims),
+            },
+            exp,
+            key: KeyRef {
+                provider: 0,
+                key_id: 1,
+            },
+        })
+    }
+
+    #[test]
+    fn hit_until_exp_then_miss() {
+        let c = TokenCache::new(1 << 20);
+        let now = unix_now();
+        c.insert("a.b.c", verified(Some(now + 100), 1));
+        assert!(c.get("a.b.c", now).is_some());
+        assert!(c.get("a.b.x", now).is_none());
+        assert!(c.get("a.b.c", now + 100).is_none(), "exp reached");
+        c.invalidate("a.b.c");
+        assert!(c.get("a.b.c", now).is_none());
+    }
+
+    #[test]
+    fn disabled_and_no_exp_are_not_cached() {
+        let now = unix_now();
+        let off = TokenCache::new(0);
+        off.insert("t", verified(Some(now + 100), 1));
+        assert!(off.get("t", now).is_none());
+        let c = TokenCache::new(1 << 20);
+        c.insert("t", verified(None, 1));
+        assert!(c.get("t", now).is_none());
+        c.insert("old", verified(Some(now.saturating_sub(1)), 1));
+        assert!(c.get("old", now.saturating_sub(10)).is_none());
+    }
+
+    #[test]
+    fn bounded_by_bytes() {
+        let c = TokenCache::new(64 * 1024);
+        let now = unix_now();
+        for i in 0..1000 {
+            c.insert(&format!("tok{i}"), verified(Some(now + 100), 1000));
+        }
+        // Each entry weighs over 1 KiB, so at most ~64 fit.
+        assert!(c.entry_count() <= 64, "{}", c.entry_count());
+        assert!(c.entry_count() > 0);
     }
 }

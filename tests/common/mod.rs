@@ -6,12 +6,16 @@
 
 pub mod betterauth;
 pub mod httpc;
+pub mod jwks_server;
+pub mod nginx;
 pub mod ports;
 pub mod procs;
 pub mod tcp_proxy;
+pub mod tokens;
 pub mod upstream;
 
 pub use httpc::{HttpResponse, http_get, http_request};
+pub use nginx::Nginx;
 pub use ports::{free_addr, free_port, wait_for_port};
 pub use procs::{Gatehouse, Proc, gatehouse_bin};
 pub use upstream::EchoUpstream;
