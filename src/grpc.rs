@@ -1,1 +1,602 @@
-//! grpc (to be written)
+//! The Envoy door: `envoy.service.auth.v3.Authorization/Check` (the
+//! `ext_authz` filter, Istio's CUSTOM provider) and `grpc.health.v1.Health`.
+//!
+//! [`AuthzService`] turns a `CheckRequest` into a [`CheckInput`] (method,
+//! path, host and headers from `attributes.request.http`, merging the
+//! `headers` map and the `header_map` list that Envoy sends with
+//! `encode_raw_headers`), asks the current [`crate::decision::Authorizer`],
+//! and renders the [`Decision`]: an `OkHttpResponse` that overwrites every
+//! identity header it has a value for and removes every other configured one,
+//! or a `DeniedHttpResponse` with the status, challenge and JSON body of the
+//! one mapping in [`crate::error`]. A deny is always an `Ok(CheckResponse)`;
+//! a request without HTTP attributes is denied with `bad_request`, never
+//! allowed.
+//!
+//! [`HealthPublisher`] keeps the gRPC health status in step with
+//! [`AppState::is_ready`] for the empty service name and for the
+//! authorization service.
+//!
+//! This module does not bind sockets or handle signals (see
+//! [`crate::server`]), and does not decide anything itself.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+use envoy_types::pb::envoy::config::core::v3::{HeaderValue as PbHeader, HeaderValueOption};
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
+    Authorization, AuthorizationServer,
+};
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{
+    CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
+};
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+use envoy_types::pb::google::protobuf::{ListValue, Struct, Value as PbValue, value::Kind};
+use envoy_types::pb::google::rpc::Status as RpcStatus;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::decision::{Allow, CheckInput, Decision, Door};
+use crate::error::{AuthError, BadRequestKind};
+use crate::server::AppState;
+use crate::telemetry::DecisionLabels;
+
+/// The fully-qualified name of the authorization service, as health checks name it.
+pub const AUTHORIZATION_SERVICE: &str = "envoy.service.auth.v3.Authorization";
+
+/// `google.rpc.Code::OK`.
+const GRPC_OK: i32 = 0;
+
+/// The ext_authz v3 `Authorization` service.
+#[derive(Debug, Clone)]
+pub struct AuthzService {
+    /// Shared with the HTTP door; read once per request (hot-swapped on SIGHUP).
+    state: Arc<AppState>,
+}
+
+impl AuthzService {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+
+    /// The tonic service, ready for `Server::add_service`.
+    pub fn into_server(self) -> AuthorizationServer<Self> {
+        AuthorizationServer::new(self)
+    }
+
+    /// Decides one `CheckRequest` (what the gRPC method does, without tonic).
+    pub async fn decide(&self, request: CheckRequest) -> CheckResponse {
+        let authz = self.state.authorizer();
+        match check_input(request) {
+            Ok(input) => render(&authz.check(&input).await),
+            Err(err) => {
+                authz
+                    .metrics()
+                    .decisions
+                    .get_or_create(&DecisionLabels {
+                        door: Door::Grpc.as_str(),
+                        result: "deny",
+                        reason: err.reason(),
+                    })
+                    .inc();
+                tracing::info!(
+                    authz.door = Door::Grpc.as_str(),
+                    authz.result = "deny",
+                    authz.reason = err.reason(),
+                    authz.status = err.http_status(),
+                    "decision"
+                );
+                deny(&err)
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for AuthzService {
+    async fn check(
+        &self,
+        request: tonic::Request<CheckRequest>,
+    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.decide(request.into_inner()).await,
+        ))
+    }
+}
+
+/// Builds the transport-neutral input from Envoy's attributes.
+///
+/// Header names are lower-cased; pseudo-headers (`:path`…) only fill in a
+/// method, path or host that the attributes left empty. A header that is not
+/// valid HTTP is refused as a whole (`bad_request`) rather than dropped, so a
+/// credential can never silently disappear.
+pub fn check_input(request: CheckRequest) -> Result<CheckInput, AuthError> {
+    let missing = AuthError::BadRequest(BadRequestKind::MissingAttributes);
+    let http = request
+        .attributes
+        .and_then(|a| a.request)
+        .and_then(|r| r.http)
+        .ok_or_else(|| missing.clone())?;
+
+    let raw_list = http.header_map.map(|m| m.headers).unwrap_or_default();
+    let mut headers = HeaderMap::with_capacity(http.headers.len() + raw_list.len());
+    let mut pseudo = Pseudo::default();
+    for h in raw_list {
+        let value = if h.raw_value.is_empty() {
+            h.value.into_bytes()
+        } else {
+            h.raw_value
+        };
+        add_header(&mut headers, &mut pseudo, &h.key, value, true)?;
+    }
+    let from_list = !headers.is_empty() || pseudo.any();
+    for (k, v) in http.headers {
+        // With `encode_raw_headers` Envoy sends the list; the map is then a
+        // second view of the same headers and must not double them.
+        add_header(&mut headers, &mut pseudo, &k, v.into_bytes(), !from_list)?;
+    }
+
+    let method = non_empty(http.method).or(pseudo.method);
+    let path = non_empty(http.path).or(pseudo.path);
+    let host = non_empty(http.host).or(pseudo.authority);
+    let (Some(method), Some(path)) = (method, path) else {
+        return Err(missing);
+    };
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| non_empty(http.id));
+    Ok(CheckInput {
+        door: Door::Grpc,
+        method,
+        path,
+        host,
+        headers,
+        request_id,
+    })
+}
+
+/// Pseudo-headers seen in the header list or map.
+#[derive(Default)]
+struct Pseudo {
+    method: Option<String>,
+    path: Option<String>,
+    authority: Option<String>,
+}
+
+impl Pseudo {
+    fn any(&self) -> bool {
+        self.method.is_some() || self.path.is_some() || self.authority.is_some()
+    }
+}
+
+fn add_header(
+    headers: &mut HeaderMap,
+    pseudo: &mut Pseudo,
+    key: &str,
+    value: Vec<u8>,
+    always: bool,
+) -> Result<(), AuthError> {
+    let bad = || AuthError::BadRequest(BadRequestKind::ControlCharacter);
+    if let Some(name) = key.strip_prefix(':') {
+        let slot = match name.to_ascii_lowercase().as_str() {
+            "method" => &mut pseudo.method,
+            "path" => &mut pseudo.path,
+            "authority" => &mut pseudo.authority,
+            _ => return Ok(()),
+        };
+        if slot.is_none() {
+            *slot = Some(String::from_utf8(value).map_err(|_| bad())?);
+        }
+        return Ok(());
+    }
+    // `from_bytes` lower-cases and refuses what is not a token.
+    let name = HeaderName::from_bytes(key.as_bytes()).map_err(|_| bad())?;
+    if !always && headers.contains_key(&name) {
+        return Ok(());
+    }
+    let value = HeaderValue::from_bytes(&value).map_err(|_| bad())?;
+    headers.append(name, value);
+    Ok(())
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// Renders a decision as Envoy expects it.
+pub fn render(decision: &Decision) -> CheckResponse {
+    match decision {
+        Decision::Allow(allow) => allow_response(allow),
+        Decision::Deny(err) => deny(err),
+    }
+}
+
+fn allow_response(allow: &Allow) -> CheckResponse {
+    let headers = allow
+        .headers
+        .set
+        .iter()
+        .map(|(name, value)| {
+            let bytes = value.as_bytes();
+            let header = match std::str::from_utf8(bytes) {
+                Ok(s) => PbHeader {
+                    key: name.as_str().to_owned(),
+                    value: s.to_owned(),
+                    raw_value: Vec::new(),
+                },
+                Err(_) => PbHeader {
+                    key: name.as_str().to_owned(),
+                    value: String::new(),
+                    raw_value: bytes.to_vec(),
+                },
+            };
+            #[allow(deprecated)]
+            HeaderValueOption {
+                header: Some(header),
+                append: None,
+                append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+                keep_empty_value: false,
+            }
+        })
+        .collect();
+    let headers_to_remove = allow
+        .headers
+        .remove
+        .iter()
+        .map(|n| n.as_str().to_owned())
+        .collect();
+    let dynamic_metadata = allow.identity.as_ref().map(|id| {
+        let mut fields = HashMap::with_capacity(3);
+        fields.insert("provider".to_owned(), string_value(&id.provider));
+        if let Some(sub) = id.sub() {
+            fields.insert("sub".to_owned(), string_value(sub));
+        }
+        fields.insert(
+            "claims".to_owned(),
+            PbValue {
+                kind: Some(Kind::StructValue(json_struct(&id.claims))),
+            },
+        );
+        Struct { fields }
+    });
+    CheckResponse {
+        status: Some(RpcStatus {
+            code: GRPC_OK,
+            message: String::new(),
+            details: Vec::new(),
+        }),
+        dynamic_metadata,
+        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+            headers,
+            headers_to_remove,
+            ..Default::default()
+        })),
+    }
+}
+
+/// The deny response for `err` (status, challenge, JSON body, gRPC code).
+pub fn deny(err: &AuthError) -> CheckResponse {
+    let mut headers = Vec::with_capacity(2);
+    headers.push(overwrite("content-type", "application/json".to_owned()));
+    if let Some(challenge) = err.www_authenticate() {
+        headers.push(overwrite("www-authenticate", challenge));
+    }
+    CheckResponse {
+        status: Some(RpcStatus {
+            code: err.grpc_code(),
+            message: err.code().as_str().to_owned(),
+            details: Vec::new(),
+        }),
+        dynamic_metadata: None,
+        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus {
+                code: i32::from(err.http_status()),
+            }),
+            headers,
+            body: err.body(),
+        })),
+    }
+}
+
+fn overwrite(key: &str, value: String) -> HeaderValueOption {
+    #[allow(deprecated)]
+    HeaderValueOption {
+        header: Some(PbHeader {
+            key: key.to_owned(),
+            value,
+            raw_value: Vec::new(),
+        }),
+        append: None,
+        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        keep_empty_value: false,
+    }
+}
+
+fn string_value(s: &str) -> PbValue {
+    PbValue {
+        kind: Some(Kind::StringValue(s.to_owned())),
+    }
+}
+
+/// A JSON object as a `google.protobuf.Struct`.
+pub fn json_struct(map: &serde_json::Map<String, serde_json::Value>) -> Struct {
+    Struct {
+        fields: map
+            .iter()
+            .map(|(k, v)| (k.clone(), json_value(v)))
+            .collect(),
+    }
+}
+
+fn json_value(v: &serde_json::Value) -> PbValue {
+    use serde_json::Value as J;
+    let kind = match v {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(*b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        J::String(s) => Kind::StringValue(s.clone()),
+        J::Array(a) => Kind::ListValue(ListValue {
+            values: a.iter().map(json_value).collect(),
+        }),
+        J::Object(o) => Kind::StructValue(json_struct(o)),
+    };
+    PbValue { kind: Some(kind) }
+}
+
+/// Keeps `grpc.health.v1.Health` in step with readiness.
+#[derive(Clone)]
+pub struct HealthPublisher {
+    /// The reporter behind the tonic-health service.
+    reporter: HealthReporter,
+    /// Readiness source (keys loaded, not draining).
+    state: Arc<AppState>,
+    /// Wakes the publisher at once (SIGTERM, reload) instead of at the next poll.
+    nudge: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for HealthPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthPublisher").finish_non_exhaustive()
+    }
+}
+
+/// How often readiness is re-read when nothing nudges the publisher.
+const HEALTH_POLL: Duration = Duration::from_millis(100);
+
+impl HealthPublisher {
+    /// Creates the health service (initially NOT_SERVING) and its publisher.
+    pub fn new(
+        state: Arc<AppState>,
+    ) -> (
+        Self,
+        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    ) {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        (
+            Self {
+                reporter,
+                state,
+                nudge: Arc::new(tokio::sync::Notify::new()),
+            },
+            service,
+        )
+    }
+
+    /// Re-reads readiness now (called at the first SIGTERM).
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
+    /// Publishes the current status once; returns whether it is SERVING.
+    pub async fn publish(&self) -> bool {
+        let ready = self.state.is_ready();
+        let status = if ready {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.reporter.set_service_status("", status).await;
+        self.reporter
+            .set_service_status(AUTHORIZATION_SERVICE, status)
+            .await;
+        ready
+    }
+
+    /// Publishes until `stop` is cancelled: at once when nudged, else when
+    /// readiness changes (so `Watch` streams see changes, not repeats).
+    pub async fn run(self, stop: CancellationToken) {
+        let mut last = None;
+        loop {
+            let ready = self.state.is_ready();
+            if last != Some(ready) {
+                last = Some(self.publish().await);
+            }
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = self.nudge.notified() => last = None,
+                () = tokio::time::sleep(HEALTH_POLL) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::HeaderMap as PbHeaderMap;
+    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+
+    fn request(http: HttpRequest) -> CheckRequest {
+        CheckRequest {
+            attributes: Some(AttributeContext {
+                request: Some(Request {
+                    http: Some(http),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn raw(key: &str, value: &[u8]) -> PbHeader {
+        PbHeader {
+            key: key.into(),
+            value: String::new(),
+            raw_value: value.to_vec(),
+        }
+    }
+
+    #[test]
+    fn header_map_raw_values_and_pseudo_headers_fill_the_input() {
+        let http = HttpRequest {
+            id: "envoy-id".into(),
+            header_map: Some(PbHeaderMap {
+                headers: vec![
+                    raw(":method", b"POST"),
+                    raw(":path", b"/a?b=c"),
+                    raw(":authority", b"app.example"),
+                    raw("Authorization", b"Bearer abc"),
+                    raw("cookie", b"a=1"),
+                    raw("cookie", b"b=2"),
+                ],
+            }),
+            // The map is a second view of the same headers: not doubled.
+            headers: [("authorization".to_owned(), "Bearer abc".to_owned())].into(),
+            ..Default::default()
+        };
+        let input = check_input(request(http)).unwrap();
+        assert_eq!(input.method, "POST");
+        assert_eq!(input.path, "/a?b=c");
+        assert_eq!(input.host.as_deref(), Some("app.example"));
+        assert_eq!(input.door, Door::Grpc);
+        let auth: Vec<_> = input.headers.get_all("authorization").iter().collect();
+        assert_eq!(auth, ["Bearer abc"]);
+        assert_eq!(input.headers.get_all("cookie").iter().count(), 2);
+        assert_eq!(input.request_id.as_deref(), Some("envoy-id"));
+    }
+
+    #[test]
+    fn headers_map_alone_and_request_id_header() {
+        let http = HttpRequest {
+            method: "GET".into(),
+            path: "/".into(),
+            headers: [
+                ("X-Request-Id".to_owned(), "rid".to_owned()),
+                ("Authorization".to_owned(), "Bearer t".to_owned()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let input = check_input(request(http)).unwrap();
+        assert_eq!(input.request_id.as_deref(), Some("rid"));
+        assert_eq!(input.headers["authorization"], "Bearer t");
+        assert_eq!(input.host, None);
+    }
+
+    #[test]
+    fn unusable_requests_are_bad_requests() {
+        let missing = AuthError::BadRequest(BadRequestKind::MissingAttributes);
+        assert_eq!(
+            check_input(CheckRequest { attributes: None }).unwrap_err(),
+            missing
+        );
+        let no_path = HttpRequest {
+            method: "GET".into(),
+            ..Default::default()
+        };
+        assert_eq!(check_input(request(no_path)).unwrap_err(), missing);
+        let bad_value = HttpRequest {
+            method: "GET".into(),
+            path: "/".into(),
+            header_map: Some(PbHeaderMap {
+                headers: vec![raw("authorization", b"Bearer a\r\nb")],
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            check_input(request(bad_value)).unwrap_err().http_status(),
+            400
+        );
+    }
+
+    #[test]
+    fn deny_carries_status_challenge_body_and_code() {
+        let resp = deny(&AuthError::Expired);
+        assert_eq!(resp.status.as_ref().unwrap().code, 16);
+        let Some(HttpResponse::DeniedResponse(d)) = resp.http_response else {
+            panic!("not a denial");
+        };
+        assert_eq!(d.status.unwrap().code, 401);
+        let keys: Vec<_> = d
+            .headers
+            .iter()
+            .map(|h| h.header.as_ref().unwrap().key.as_str())
+            .collect();
+        assert_eq!(keys, ["content-type", "www-authenticate"]);
+        assert!(d.body.contains("token_expired"));
+        let forbidden = deny(&AuthError::Forbidden(
+            crate::error::ForbiddenKind::ClaimMismatch,
+        ));
+        assert_eq!(forbidden.status.unwrap().code, 7);
+    }
+
+    #[test]
+    fn allow_overwrites_set_headers_removes_the_rest_and_carries_metadata() {
+        use crate::identity::{Identity, RenderedHeaders};
+        let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"sub":"u1","email":"a@b.c","roles":["x","y"],"n":3,"o":{"k":true}}"#,
+        )
+        .unwrap();
+        let allow = Allow {
+            headers: RenderedHeaders {
+                set: vec![(
+                    HeaderName::from_static("x-user-id"),
+                    HeaderValue::from_static("u1"),
+                )],
+                remove: vec![HeaderName::from_static("x-user-name")],
+            },
+            identity: Some(Identity {
+                provider: "p".into(),
+                claims: Arc::new(claims),
+            }),
+        };
+        let resp = render(&Decision::Allow(allow));
+        assert_eq!(resp.status.as_ref().unwrap().code, 0);
+        let Some(HttpResponse::OkResponse(ok)) = &resp.http_response else {
+            panic!("not an allow");
+        };
+        assert_eq!(ok.headers.len(), 1);
+        assert_eq!(
+            ok.headers[0].append_action,
+            HeaderAppendAction::OverwriteIfExistsOrAdd as i32
+        );
+        assert_eq!(ok.headers[0].header.as_ref().unwrap().value, "u1");
+        assert_eq!(ok.headers_to_remove, ["x-user-name"]);
+        let md = resp.dynamic_metadata.unwrap();
+        assert_eq!(
+            md.fields["provider"].kind,
+            Some(Kind::StringValue("p".into()))
+        );
+        assert_eq!(md.fields["sub"].kind, Some(Kind::StringValue("u1".into())));
+        let Some(Kind::StructValue(claims)) = &md.fields["claims"].kind else {
+            panic!("claims not a struct");
+        };
+        assert_eq!(claims.fields["n"].kind, Some(Kind::NumberValue(3.0)));
+        assert!(matches!(
+            claims.fields["roles"].kind,
+            Some(Kind::ListValue(_))
+        ));
+        assert!(matches!(
+            claims.fields["o"].kind,
+            Some(Kind::StructValue(_))
+        ));
+    }
+}

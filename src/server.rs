@@ -1,13 +1,40 @@
 //! Running the service: both listeners, the shared hot-swappable state,
 //! SIGTERM drain and SIGHUP reload (SPEC §8, §9).
+//!
+//! [`serve`] binds the configured addresses, installs the signal handlers
+//! and calls [`run`], which takes already-bound listeners and a [`Shutdown`]
+//! handle so tests can bind `127.0.0.1:0` and stop the server themselves.
+//! Both listeners answer (liveness) before any key is loaded; readiness
+//! waits for the keys.
+//!
+//! Shutdown: the first SIGTERM/SIGINT makes `/readyz` and gRPC health
+//! not-ready at once while both listeners keep accepting and answering for
+//! `shutdown_delay`; then they stop accepting and in-flight requests get
+//! `shutdown_grace` to finish. A second signal skips the rest of the delay.
+//!
+//! Reload: SIGHUP rebuilds the configuration with the [`Reloader`], builds a
+//! new [`Authorizer`], waits (bounded) for its remote keys and only then
+//! swaps it in; any failure keeps the running generation.
+//!
+//! TLS on the listeners is not implemented: a config with `tls` is refused
+//! at start with an error naming the key, rather than served in clear.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::server::TcpIncoming;
 
 use crate::config::{Config, ConfigError};
 use crate::decision::Authorizer;
+use crate::grpc::{AuthzService, HealthPublisher};
+use crate::telemetry::Metrics;
 
 /// Rebuilds the configuration from the same file, env and flags (SIGHUP).
 pub type Reloader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
@@ -72,8 +99,265 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// How long a reload waits for a new generation's remote keys before giving up.
+pub const RELOAD_KEY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTP/2 PING interval on the gRPC listener: keeps Envoy's pooled
+/// connections alive through idle NATs and notices dead peers.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long an unanswered HTTP/2 PING may take before the connection is closed.
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Asks a running server to shut down; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// Cancelled at the first signal: go not-ready, start the delay.
+    drain: CancellationToken,
+    /// Cancelled at the second signal: skip what is left of the delay.
+    hurry: CancellationToken,
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One SIGTERM/SIGINT: the first starts the drain, the next skips the delay.
+    pub fn signal(&self) {
+        if self.drain.is_cancelled() {
+            self.hurry.cancel();
+        } else {
+            self.drain.cancel();
+        }
+    }
+
+    /// True once the drain has started.
+    pub fn is_draining(&self) -> bool {
+        self.drain.is_cancelled()
+    }
+}
+
+/// Why a reload kept the running configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("no configuration source to reload")]
+    NothingToReload,
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("keys for the new configuration did not load within {0:?}")]
+    KeysNotLoaded(Duration),
+}
+
+impl ReloadError {
+    /// The config key at fault, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ReloadError::Config(e) => Some(&e.key),
+            _ => None,
+        }
+    }
+}
+
 /// Runs both listeners until SIGTERM/SIGINT, then drains.
 pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
-    let _ = opts;
+    let config = opts.config;
+    if config.tls.is_some() {
+        return Err(ServeError::Config(ConfigError::new(
+            "tls",
+            "TLS on the gRPC and HTTP listeners is not supported by this version; \
+             terminate TLS in front of gatehouse or remove the tls block",
+        )));
+    }
+    let grpc = bind(config.grpc_addr).await?;
+    let http = bind(config.http_addr).await?;
+    let metrics = Arc::new(Metrics::new());
+    let authz = Authorizer::new(Arc::new(config), metrics)?;
+    authz.start();
+    let state = AppState::new(authz, opts.demo_jwks);
+    let shutdown = Shutdown::new();
+    spawn_signal_handlers(state.clone(), shutdown.clone(), opts.reload)?;
+    run(grpc, http, state, shutdown).await
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// SIGTERM/SIGINT → [`Shutdown::signal`]; SIGHUP → [`reload`].
+fn spawn_signal_handlers(
+    state: Arc<AppState>,
+    shutdown: Shutdown,
+    reloader: Option<Reloader>,
+) -> Result<(), ServeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let serial = Arc::new(tokio::sync::Mutex::new(()));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    tracing::info!(signal = "SIGTERM", "shutdown requested");
+                    shutdown.signal();
+                }
+                _ = int.recv() => {
+                    tracing::info!(signal = "SIGINT", "shutdown requested");
+                    shutdown.signal();
+                }
+                _ = hup.recv() => {
+                    let Some(reloader) = reloader.clone() else {
+                        tracing::warn!("SIGHUP: nothing to reload");
+                        continue;
+                    };
+                    // Off the signal loop, so a SIGTERM during a slow key
+                    // fetch is still handled at once; one reload at a time.
+                    let (state, serial) = (state.clone(), serial.clone());
+                    tokio::spawn(async move {
+                        let _one = serial.lock().await;
+                        match reload(&state, &reloader).await {
+                            Ok(()) => tracing::info!("configuration reloaded"),
+                            Err(e) => tracing::error!(
+                                config.key = e.key().unwrap_or(""),
+                                error = %e,
+                                "reload failed; keeping the running configuration"
+                            ),
+                        }
+                    });
+                }
+            }
+        }
+    });
     Ok(())
+}
+
+/// Rebuilds the configuration and swaps it in once its keys are loaded.
+/// On any error the running generation stays.
+pub async fn reload(state: &AppState, reloader: &Reloader) -> Result<(), ReloadError> {
+    let config = reloader()?;
+    let current = state.authorizer();
+    if config.grpc_addr != current.config().grpc_addr
+        || config.http_addr != current.config().http_addr
+    {
+        tracing::warn!("listener addresses changed; they take effect at the next restart");
+    }
+    if config.tls.is_some() {
+        return Err(ReloadError::Config(ConfigError::new(
+            "tls",
+            "TLS on the listeners is not supported by this version",
+        )));
+    }
+    let next = Authorizer::new(Arc::new(config), current.metrics().clone())?;
+    next.start();
+    if !next.verifier().wait_ready(RELOAD_KEY_TIMEOUT).await {
+        next.stop();
+        return Err(ReloadError::KeysNotLoaded(RELOAD_KEY_TIMEOUT));
+    }
+    let old = state.authz.swap(Arc::new(next));
+    old.stop();
+    Ok(())
+}
+
+/// Serves gRPC on `grpc` and HTTP on `http` until `shutdown` has been
+/// signalled and the drain is over.
+pub async fn run(
+    grpc: TcpListener,
+    http: TcpListener,
+    state: Arc<AppState>,
+    shutdown: Shutdown,
+) -> Result<(), ServeError> {
+    let stop_accepting = CancellationToken::new();
+    let stop_health = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let (health, health_service) = HealthPublisher::new(state.clone());
+    health.publish().await;
+    tracker.spawn(health.clone().run(stop_health.clone()));
+
+    let grpc_addr = grpc.local_addr()?;
+    let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
+    let grpc_server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .add_service(health_service)
+        .add_service(AuthzService::new(state.clone()).into_server())
+        .serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned());
+    let grpc_task = tracker.spawn(ending(grpc_server, stop_accepting.clone()));
+
+    let http_addr = http.local_addr()?;
+    let http = http.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let http_server = axum::serve(http, crate::http::router(state.clone()))
+        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+        .into_future();
+    let http_task = tracker.spawn(ending(http_server, stop_accepting.clone()));
+    tracker.close();
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, "listening");
+
+    let (grpc_abort, http_abort) = (grpc_task.abort_handle(), http_task.abort_handle());
+    tokio::select! {
+        () = shutdown.drain.cancelled() => {}
+        // A listener ended on its own (accept error): drain what is left at once.
+        () = stop_accepting.cancelled() => shutdown.hurry.cancel(),
+    }
+    state.draining.store(true, Ordering::SeqCst);
+    health.publish().await;
+    let (delay, grace) = {
+        let authz = state.authorizer();
+        (authz.config().shutdown_delay, authz.config().shutdown_grace)
+    };
+    tracing::info!(
+        delay_ms = delay.as_millis() as u64,
+        "draining: not ready, still answering"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = shutdown.hurry.cancelled() => {
+            tracing::info!("second signal: skipping the rest of the shutdown delay");
+        }
+    }
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "no longer accepting; finishing in-flight requests"
+    );
+    stop_accepting.cancel();
+    let finished = tokio::time::timeout(grace, async {
+        let grpc = grpc_task.await;
+        let http = http_task.await;
+        (grpc, http)
+    })
+    .await;
+    stop_health.cancel();
+    state.authorizer().stop();
+    match finished {
+        Ok((grpc, http)) => {
+            if let Ok(Err(e)) = grpc {
+                tracing::error!(error = %e, "gRPC listener failed");
+            }
+            if let Ok(Err(e)) = http {
+                tracing::error!(error = %e, "HTTP listener failed");
+            }
+        }
+        Err(_) => {
+            tracing::warn!("shutdown grace elapsed with requests still in flight");
+            grpc_abort.abort();
+            http_abort.abort();
+        }
+    }
+    tracker.wait().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Runs a listener future and, when it ends for any reason, tells the
+/// others to stop accepting too.
+async fn ending<F: std::future::Future>(fut: F, done: CancellationToken) -> F::Output {
+    let out = fut.await;
+    done.cancel();
+    out
 }

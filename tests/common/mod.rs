@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod betterauth;
+pub mod envoy;
 pub mod httpc;
 pub mod jwks_server;
 pub mod nginx;
@@ -14,6 +15,7 @@ pub mod tcp_proxy;
 pub mod tokens;
 pub mod upstream;
 
+pub use envoy::Envoy;
 pub use httpc::{HttpResponse, http_get, http_request};
 pub use nginx::Nginx;
 pub use ports::{free_addr, free_port, wait_for_port};

