@@ -10,6 +10,7 @@ argument it replaces the text between the CRITERION markers.
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def ns(v):
 
 def render(results):
     out = []
+    note = os.environ.get("BENCH_NOTE")
+    if note:
+        out += [f"**{note}**", ""]
     get = results.get
     cached = get(("decision", "cached"))
     uncached = get(("decision", "uncached_eddsa"))
