@@ -1,1 +1,362 @@
-fn main() {}
+//! Criterion benchmarks of the transport-neutral core: what one decision
+//! costs with the network taken away.
+//!
+//! - `decision/cached`: `Authorizer::check` on a warm token, through the
+//!   whole `CheckInput` path (path normalization, rule lookup, extraction,
+//!   token cache, path claims, identity headers, metrics, the log event).
+//! - `decision/uncached`: the same with the token cache turned off.
+//! - `verify/<alg>/gatehouse` beside `verify/<alg>/jsonwebtoken`: a cold
+//!   `Verifier::verify` (no token cache involved) and a bare
+//!   `jsonwebtoken::decode` of the same token with the same issuer,
+//!   audience and `exp` checks, measured in the same run.
+//! - `rules/100/*`: `RuleSet::find` over 100 compiled rules on a normalized
+//!   path, for the last rule, a mid rule and a miss.
+//!
+//! Keys are generated here with aws-lc-rs; the key-set providers read them
+//! from a JWKS file written to a temporary directory. Nothing here touches
+//! the network. Goals: cached decision < 2 µs; cold verify ≤ 1.15× the raw
+//! library call; 100 rules < 1 µs.
+
+#[path = "../examples/support/keys.rs"]
+mod keys;
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gatehouse::config::raw::{RawMatch, RawRule};
+use gatehouse::config::{Access, Config, Env, LoadOptions};
+use gatehouse::decision::{Authorizer, CheckInput, Door};
+use gatehouse::policy::{RuleSet, normalize_path};
+use gatehouse::telemetry::Metrics;
+use gatehouse::verify::Verifier;
+use http::{HeaderMap, HeaderValue};
+use keys::{BenchAlg, SigningKey};
+use serde_json::{Map, Value};
+
+const AUDIENCE: &str = "https://app.bench";
+const HS256_SECRET: &str = "bench-hs256-secret-of-thirty-two-bytes";
+
+fn issuer(alg: BenchAlg) -> String {
+    format!("https://{}.bench", alg.name().to_lowercase())
+}
+
+/// Runs a future that normally completes without waiting (a cache hit, a
+/// local signature check) by polling it once; anything that does wait is
+/// finished on the runtime, so the result is always correct.
+fn run_now<F: Future>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => rt.block_on(fut),
+    }
+}
+
+/// One key per benchmarked algorithm, and the config that trusts them.
+struct Fixture {
+    keys: Vec<SigningKey>,
+    _dir: tempfile::TempDir,
+    config_path: std::path::PathBuf,
+    env: Env,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys: Vec<SigningKey> = BenchAlg::ALL
+            .into_iter()
+            .map(|alg| match alg {
+                BenchAlg::HS256 => SigningKey::hmac("bench-hs256", HS256_SECRET.as_bytes()),
+                _ => SigningKey::generate(alg, &format!("bench-{}", alg.name().to_lowercase()))
+                    .expect("key"),
+            })
+            .collect();
+        let mut yaml = String::from("providers:\n");
+        let mut env = Env::default();
+        for key in &keys {
+            let name = key.alg.name().to_lowercase();
+            yaml.push_str(&format!(
+                "  - name: {name}\n    issuer: {}\n    audiences: [{AUDIENCE}]\n",
+                issuer(key.alg)
+            ));
+            match key.secret() {
+                Some(_) => {
+                    env = env.with("BENCH_HS256_SECRET", HS256_SECRET);
+                    yaml.push_str("    secret_env: BENCH_HS256_SECRET\n");
+                }
+                None => {
+                    let file = dir.path().join(format!("{name}.jwks.json"));
+                    std::fs::write(&file, keys::jwks(&[key]).to_string()).expect("write jwks");
+                    yaml.push_str(&format!("    jwks_file: {}\n", file.display()));
+                }
+            }
+        }
+        yaml.push_str(concat!(
+            "rules:\n",
+            "  - match: { path: /healthz }\n",
+            "    access: public\n",
+            "  - match: { path: \"/api/{user_id}/**\", methods: [GET, POST] }\n",
+            "    path_claims: { user_id: sub }\n",
+            "default_access: authenticated\n",
+        ));
+        let config_path = dir.path().join("gatehouse.yaml");
+        std::fs::write(&config_path, &yaml).expect("write config");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        Self {
+            keys,
+            _dir: dir,
+            config_path,
+            env,
+            rt,
+        }
+    }
+
+    fn key(&self, alg: BenchAlg) -> &SigningKey {
+        self.keys.iter().find(|k| k.alg == alg).expect("key")
+    }
+
+    /// A Better Auth-shaped token for user 1, signed with `alg`'s key.
+    fn token(&self, alg: BenchAlg) -> String {
+        let claims = keys::better_auth_claims(1, &issuer(alg), AUDIENCE, keys::now(), 3600);
+        self.key(alg).sign(&claims).expect("sign")
+    }
+
+    fn config(&self, extra_yaml: &str) -> Arc<Config> {
+        let path = if extra_yaml.is_empty() {
+            self.config_path.clone()
+        } else {
+            let base = std::fs::read_to_string(&self.config_path).expect("read config");
+            let path = self
+                .config_path
+                .with_file_name(format!("gatehouse-{}.yaml", extra_yaml.len()));
+            std::fs::write(&path, format!("{base}{extra_yaml}")).expect("write config");
+            path
+        };
+        let opts = LoadOptions {
+            config_path: Some(path),
+            env: self.env.clone(),
+            ..LoadOptions::default()
+        };
+        Arc::new(Config::load(&opts).expect("bench config loads"))
+    }
+
+    fn authorizer(&self, extra_yaml: &str) -> Authorizer {
+        let authorizer =
+            Authorizer::new(self.config(extra_yaml), Arc::new(Metrics::new())).expect("authorizer");
+        self.rt.block_on(async {
+            authorizer.start();
+            assert!(
+                authorizer
+                    .verifier()
+                    .wait_ready(Duration::from_secs(5))
+                    .await,
+                "keys loaded"
+            );
+        });
+        authorizer
+    }
+}
+
+fn check_input(token: &str) -> CheckInput {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+    );
+    headers.insert("user-agent", HeaderValue::from_static("bench/1"));
+    CheckInput {
+        door: Door::Grpc,
+        method: "GET".into(),
+        path: "/api/user00000001/profile?tab=1".into(),
+        host: Some("app.bench".into()),
+        headers,
+        request_id: Some("bench-request".into()),
+    }
+}
+
+/// A benchmark only measures an answer that is right: a token that is not
+/// allowed would time the deny path. Such a benchmark is skipped, loudly,
+/// and shows as "not measured" in the results.
+fn sane(name: &str, ok: bool, what: &dyn std::fmt::Debug) -> bool {
+    if !ok {
+        eprintln!("SKIPPED {name}: the benchmark token was not accepted: {what:?}");
+    }
+    ok
+}
+
+fn bench_decision(c: &mut Criterion, fx: &Fixture) {
+    let token = fx.token(BenchAlg::EdDSA);
+    let input = check_input(&token);
+    let mut group = c.benchmark_group("decision");
+
+    let warm = fx.authorizer("");
+    let first = run_now(&fx.rt, warm.check(&input));
+    if sane("decision/cached", first.is_allow(), &first) {
+        group.bench_function("cached", |b| {
+            b.iter(|| run_now(&fx.rt, warm.check(black_box(&input))))
+        });
+    }
+
+    let cold = fx.authorizer("token_cache: { enabled: false }\n");
+    let first = run_now(&fx.rt, cold.check(&input));
+    if sane("decision/uncached_eddsa", first.is_allow(), &first) {
+        group.bench_function("uncached_eddsa", |b| {
+            b.iter(|| run_now(&fx.rt, cold.check(black_box(&input))))
+        });
+    }
+    group.finish();
+}
+
+fn bench_verify(c: &mut Criterion, fx: &Fixture) {
+    let config = fx.config("");
+    let verifier = Verifier::new(&config.providers, Arc::new(Metrics::new())).expect("verifier");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    fx.rt.block_on(async {
+        verifier.start(shutdown.child_token());
+        assert!(
+            verifier.wait_ready(Duration::from_secs(5)).await,
+            "keys loaded"
+        );
+    });
+    for alg in BenchAlg::ALL {
+        let token = fx.token(alg);
+        let mut group = c.benchmark_group(format!("verify/{}", alg.name()));
+        let first = run_now(&fx.rt, verifier.verify(&token));
+        if sane(
+            &format!("verify/{}/gatehouse", alg.name()),
+            first.is_ok(),
+            &first.map(|_| ()),
+        ) {
+            group.bench_function("gatehouse", |b| {
+                b.iter(|| run_now(&fx.rt, verifier.verify(black_box(&token))))
+            });
+        }
+
+        let key = fx.key(alg).decoding_key().expect("decoding key");
+        let mut validation = jsonwebtoken::Validation::new(alg.jsonwebtoken());
+        validation.set_issuer(&[issuer(alg)]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp"]);
+        validation.leeway = 60;
+        assert!(
+            jsonwebtoken::decode::<Map<String, Value>>(&token, &key, &validation).is_ok(),
+            "raw decode of the {} token",
+            alg.name()
+        );
+        group.bench_function("jsonwebtoken", |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<Map<String, Value>>(black_box(&token), &key, &validation)
+            })
+        });
+        group.finish();
+    }
+    shutdown.cancel();
+}
+
+/// 100 rules of the shapes real configs use: templates with parameters and
+/// `**`, prefixes, method lists and hosts.
+fn hundred_rules() -> Vec<RawRule> {
+    (0..100)
+        .map(|i| {
+            let mut m = RawMatch::default();
+            match i % 4 {
+                0 => m.path = Some(format!("/api/v1/service{i}/{{id}}/**")),
+                1 => m.path_prefix = Some(format!("/static/bundle{i}")),
+                2 => {
+                    m.path = Some(format!("/api/v2/tenant{i}/{{tenant}}/items/{{item}}"));
+                    m.methods = vec!["GET".into(), "PUT".into()];
+                }
+                _ => {
+                    m.path = Some(format!("/admin/area{i}/**"));
+                    m.hosts = vec!["admin.bench".into()];
+                }
+            }
+            RawRule {
+                match_: m,
+                access: Some(if i % 5 == 0 {
+                    Access::Public
+                } else {
+                    Access::Authenticated
+                }),
+                ..RawRule::default()
+            }
+        })
+        .collect()
+}
+
+fn bench_rules(c: &mut Criterion) {
+    let rules = RuleSet::compile(&hundred_rules(), Access::Authenticated, true).expect("rules");
+    let last = normalize_path("/admin/area99/settings/users").expect("path");
+    let mid = normalize_path("/api/v2/tenant50/acme/items/42").expect("path");
+    let miss = normalize_path("/nothing/matches/this/path").expect("path");
+    assert_eq!(
+        rules.find("GET", Some("admin.bench"), &last, false).0.index,
+        Some(99)
+    );
+    assert_eq!(
+        rules.find("GET", Some("app.bench"), &mid, false).0.index,
+        Some(50)
+    );
+    assert_eq!(
+        rules.find("GET", Some("app.bench"), &miss, false).0.index,
+        None
+    );
+
+    let mut group = c.benchmark_group("rules/100");
+    group.bench_function("last_rule", |b| {
+        b.iter(|| {
+            rules
+                .find("GET", Some("admin.bench"), black_box(&last), false)
+                .0
+                .index
+        })
+    });
+    group.bench_function("mid_rule", |b| {
+        b.iter(|| {
+            rules
+                .find("GET", Some("app.bench"), black_box(&mid), false)
+                .0
+                .index
+        })
+    });
+    group.bench_function("no_match", |b| {
+        b.iter(|| {
+            rules
+                .find("GET", Some("app.bench"), black_box(&miss), false)
+                .0
+                .index
+        })
+    });
+    group.bench_function("normalize_and_last_rule", |b| {
+        b.iter(|| {
+            let path = normalize_path(black_box("/admin/area99/./settings/%75sers")).expect("path");
+            rules.find("GET", Some("admin.bench"), &path, false).0.index
+        })
+    });
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let fx = Fixture::new();
+    bench_decision(c, &fx);
+    bench_verify(c, &fx);
+    bench_rules(c);
+}
+
+criterion_group! {
+    name = core;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = benches
+}
+criterion_main!(core);

@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""Turns one scripts/bench run into markdown.
+
+    bench/render.py RUN_DIR docs/benchmarks.md   # replace the generated section
+    bench/render.py RUN_DIR -                    # print it
+
+RUN_DIR holds results.tsv and meta.txt. Each setup's rounds are combined
+by their median; ratios are medians over medians. Only the text between
+the BEGIN/END GENERATED markers of the target file is replaced.
+"""
+
+import statistics
+import sys
+from pathlib import Path
+
+BEGIN = "<!-- BEGIN GENERATED: scripts/bench -->"
+END = "<!-- END GENERATED: scripts/bench -->"
+
+LABELS = {
+    ("envoy", "none"): "Envoy, no auth filter (a)",
+    ("envoy", "jwt_nocache_single"): "Envoy jwt_authn, no cache, one token reused (b)",
+    ("envoy", "jwt_cache100_single"): "Envoy jwt_authn, default cache (100), one token reused (b)",
+    ("envoy", "jwt_nocache_rotating"): "Envoy jwt_authn, no cache, rotating (b)",
+    ("envoy", "jwt_cache100_rotating"): "Envoy jwt_authn, default cache (100), rotating (b)",
+    ("envoy", "jwt_cache_all_rotating"): "Envoy jwt_authn, cache holds every token, rotating (b)",
+    ("envoy", "ext_noop_rotating"): "Envoy ext_authz → no-op server, rotating (c)",
+    ("envoy", "ext_gatehouse_single"): "Envoy ext_authz → gatehouse, one token reused",
+    ("envoy", "ext_gatehouse_rotating"): "**Envoy ext_authz → gatehouse, rotating (warm cache)**",
+    ("grpc", "noop"): "no-op Check server",
+    ("grpc", "gatehouse_warm"): "**gatehouse, warm cache**",
+    ("grpc", "raw_verify"): "raw verification ceiling (jsonwebtoken per call, no cache)",
+    ("grpc", "gatehouse_cold"): "**gatehouse, token cache off (every call verifies)**",
+    ("rate", "noop_half"): "no-op Check server",
+    ("rate", "gatehouse_warm_half"): "gatehouse, warm cache",
+    ("nginx", "ceiling"): "nginx → internal location answering 200 (ceiling)",
+    ("nginx", "gatehouse_rotating"): "**nginx → gatehouse, rotating (warm cache)**",
+    ("nginx", "python_rotating"): "nginx → FastAPI + PyJWT PyJWKClient (uvicorn)",
+    ("session", "introspect_warm"): "introspection backend, warm session cache",
+    ("session", "introspect_cold"): "introspection backend, cold",
+    ("session", "postgres_warm"): "Postgres backend, warm session cache",
+    ("session", "postgres_cold"): "Postgres backend, cold",
+}
+
+
+def num(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def load(run_dir):
+    rows = []
+    lines = (run_dir / "results.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    for line in lines[1:]:
+        cells = line.split("\t")
+        rows.append(dict(zip(header, cells + [""] * (len(header) - len(cells)))))
+    meta = {}
+    meta_file = run_dir / "meta.txt"
+    if meta_file.exists():
+        for line in meta_file.read_text().splitlines():
+            key, _, value = line.partition("=")
+            meta[key] = value
+    return rows, meta
+
+
+def summarize(rows):
+    """(kind, setup) → medians over rounds, in first-seen order."""
+    out = {}
+    for row in rows:
+        key = (row["kind"], row["setup"])
+        out.setdefault(key, []).append(row)
+    summary = {}
+    for key, group in out.items():
+        summary[key] = {
+            "rps": med([num(r["rps"]) for r in group]),
+            "rps_all": [num(r["rps"]) for r in group if num(r["rps"]) is not None],
+            "p50": med([num(r["p50_us"]) for r in group]),
+            "p99": med([num(r["p99_us"]) for r in group]),
+            "non_ok": sum(int(num(r["non_ok"]) or 0) for r in group),
+            "envoy_cpu": med([num(r["envoy_cpu_us_per_req"]) for r in group]),
+            "authz_cpu": med([num(r["authz_cpu_us_per_req"]) for r in group]),
+            "rounds": group,
+        }
+    return summary
+
+
+def fmt_int(v):
+    return "–" if v is None else f"{v:,.0f}"
+
+
+def fmt_us(v):
+    if v is None:
+        return "–"
+    return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} µs"
+
+
+def fmt_cpu(v):
+    return "–" if v is None else f"{v:.1f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def spread(s):
+    values = s["rps_all"]
+    if len(values) < 2:
+        return ""
+    return f" ({min(values):,.0f}–{max(values):,.0f})"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def goal(ok):
+    if ok is None:
+        return "not measured"
+    return "met" if ok else "**missed**"
+
+
+def render(run_dir):
+    rows, meta = load(run_dir)
+    s = summarize(rows)
+    get = lambda kind, setup: s.get((kind, setup))  # noqa: E731
+    rps = lambda kind, setup: (get(kind, setup) or {}).get("rps")  # noqa: E731
+    out = []
+    out.append(f"Run `{run_dir.name}` ({meta.get('date', '?')}), gatehouse `{meta.get('gatehouse', '?')}`.")
+    out.append("")
+    if meta.get("note"):
+        out.append(f"**{meta['note']}**")
+        out.append("")
+    out.append(
+        f"Each setup ran {meta.get('rounds', '?')} rounds of {meta.get('secs', '?')} s "
+        f"(after {meta.get('warmup', '?')} s of warm-up), alternating setups within each round; "
+        "the table gives the median over rounds, with the range of rounds in brackets. "
+        "Servers (proxy, authorizer, upstream) pinned to core 0, load generator to core 1. "
+        f"{meta.get('tokens', '?')} distinct EdDSA tokens rotating unless the row says one token is reused. "
+        f"gatehouse log filter: `{meta.get('gatehouse_log', '?')}`. "
+        f"Load average when the run ended: {meta.get('load_avg', '?')}."
+    )
+    out.append("")
+
+    envoy = [k for k in s if k[0] == "envoy"]
+    if envoy:
+        none = rps("envoy", "none")
+        noop = rps("envoy", "ext_noop_rotating")
+        jwt100 = rps("envoy", "jwt_cache100_rotating")
+        out.append(f"### Through Envoy (wrk, 1 thread, {meta.get('conns', '?')} connections, Envoy --concurrency 1)")
+        out.append("")
+        body = []
+        for key in envoy:
+            v = s[key]
+            body.append([
+                LABELS.get(key, key[1]),
+                fmt_int(v["rps"]) + spread(v),
+                ratio(v["rps"], none),
+                ratio(v["rps"], noop),
+                ratio(v["rps"], jwt100),
+                fmt_us(v["p50"]),
+                fmt_us(v["p99"]),
+                fmt_cpu(v["envoy_cpu"]),
+                fmt_cpu(v["authz_cpu"]),
+                v["non_ok"],
+            ])
+        out.append(table(
+            ["setup", "req/s", "÷ no filter", "÷ no-op ext_authz", "÷ jwt_authn (100)",
+             "p50", "p99", "Envoy CPU µs/req", "authorizer CPU µs/req", "non-2xx"],
+            body,
+        ))
+        out.append("")
+
+    grpc = [k for k in s if k[0] == "grpc"]
+    if grpc:
+        noop = rps("grpc", "noop")
+        raw = rps("grpc", "raw_verify")
+        out.append(
+            f"### Direct gRPC `Check` (examples/check_load, {meta.get('grpc_conc', '?')} calls in flight "
+            f"over {meta.get('grpc_conns', '?')} HTTP/2 connections)"
+        )
+        out.append("")
+        body = []
+        for key in grpc:
+            v = s[key]
+            body.append([
+                LABELS.get(key, key[1]),
+                fmt_int(v["rps"]) + spread(v),
+                ratio(v["rps"], noop),
+                ratio(v["rps"], raw),
+                fmt_us(v["p50"]),
+                fmt_us(v["p99"]),
+                fmt_cpu(v["authz_cpu"]),
+                v["non_ok"],
+            ])
+        out.append(table(
+            ["setup", "calls/s", "÷ no-op", "÷ raw verify", "p50", "p99", "server CPU µs/call", "not OK"],
+            body,
+        ))
+        out.append("")
+
+    rate = [k for k in s if k[0] == "rate"]
+    if rate:
+        base = get("rate", "noop_half")
+        out.append(f"### Latency at half of gatehouse's peak ({fmt_int(num(meta.get('rate')))} calls/s, direct gRPC)")
+        out.append("")
+        body = []
+        for key in rate:
+            v = s[key]
+            added = None if base is None or v["p99"] is None else v["p99"] - base["p99"]
+            if key[1] == "noop_half" or added is None:
+                shown = "–"
+            elif added <= 0:
+                shown = f"none (p99 {fmt_us(-added)} lower)"
+            else:
+                shown = fmt_us(added)
+            body.append([LABELS.get(key, key[1]), fmt_int(v["rps"]), fmt_us(v["p50"]), fmt_us(v["p99"]), shown])
+        out.append(table(["setup", "calls/s achieved", "p50", "p99", "added p99 vs no-op"], body))
+        out.append("")
+
+    nginx = [k for k in s if k[0] == "nginx"]
+    if nginx:
+        ceiling = rps("nginx", "ceiling")
+        python = rps("nginx", "python_rotating")
+        out.append(f"### Through nginx `auth_request` (wrk, 1 thread, {meta.get('conns', '?')} connections, 1 worker)")
+        out.append("")
+        body = []
+        for key in nginx:
+            v = s[key]
+            body.append([
+                LABELS.get(key, key[1]),
+                fmt_int(v["rps"]) + spread(v),
+                ratio(v["rps"], ceiling),
+                ratio(v["rps"], python),
+                fmt_us(v["p50"]),
+                fmt_us(v["p99"]),
+                fmt_cpu(v["authz_cpu"]),
+                v["non_ok"],
+            ])
+        out.append(table(
+            ["setup", "req/s", "÷ ceiling", "÷ Python", "p50", "p99", "authorizer CPU µs/req", "non-2xx"],
+            body,
+        ))
+        out.append("")
+
+    sessions = [k for k in s if k[0] == "session"]
+    if sessions:
+        out.append("### Sessions through nginx")
+        out.append("")
+        body = []
+        for key in sessions:
+            v = s[key]
+            body.append([LABELS.get(key, key[1]),
+                         "pending" if v["rps"] is None else fmt_int(v["rps"]),
+                         fmt_us(v["p50"]), fmt_us(v["p99"])])
+        out.append(table(["setup", "sessions/s", "p50", "p99"], body))
+        out.append("")
+
+    memory = [r for r in rows if r["kind"] == "memory"]
+    if memory:
+        out.append("### Memory (VmRSS of `gatehouse serve`)")
+        out.append("")
+        by = {}
+        for r in memory:
+            by.setdefault(r["setup"], []).append(r)
+        body = []
+        for setup, group in by.items():
+            cells = {r["round"]: num(r["requests"]) for r in group}
+            idle = cells.get("1")
+            points = sorted((int(k), v) for k, v in cells.items() if k != "1")
+            desc = ", ".join(
+                f"{n:,} tokens: {v / 1024:.1f} MiB" for n, v in points if v is not None
+            )
+            body.append([setup.replace("_", " "), "–" if idle is None else f"{idle / 1024:.1f} MiB", desc or "–"])
+        out.append(table(["token cache", "idle", "after distinct cached tokens"], body))
+        out.append("")
+
+    # Goals from the issues, computed from this run.
+    out.append("### Goals")
+    out.append("")
+    g = []
+    gh_env = rps("envoy", "ext_gatehouse_rotating")
+    if gh_env is not None:
+        noop = rps("envoy", "ext_noop_rotating")
+        jwt100 = rps("envoy", "jwt_cache100_rotating")
+        g.append(["Envoy+gatehouse ≥ 0.9× Envoy+no-op ext_authz", ratio(gh_env, noop),
+                  goal(None if noop is None else gh_env >= 0.9 * noop)])
+        g.append(["Envoy+gatehouse ≥ 1.15× jwt_authn with its default cache", ratio(gh_env, jwt100),
+                  goal(None if jwt100 is None else gh_env >= 1.15 * jwt100)])
+    warm = rps("grpc", "gatehouse_warm")
+    if warm is not None:
+        noop = rps("grpc", "noop")
+        g.append(["direct gRPC, warm ≥ 0.9× no-op server", ratio(warm, noop),
+                  goal(None if noop is None else warm >= 0.9 * noop)])
+    cold = rps("grpc", "gatehouse_cold")
+    if cold is not None:
+        raw = rps("grpc", "raw_verify")
+        g.append(["direct gRPC, cold ≥ 0.95× raw verification ceiling", ratio(cold, raw),
+                  goal(None if raw is None else cold >= 0.95 * raw)])
+    half = get("rate", "gatehouse_warm_half")
+    base = get("rate", "noop_half")
+    if half is not None and base is not None and half["p99"] is not None and base["p99"] is not None:
+        added = half["p99"] - base["p99"]
+        g.append(["added p99 < 1 ms at half the peak rate", fmt_us(max(added, 0)), goal(added < 1000)])
+    gh_ng = rps("nginx", "gatehouse_rotating")
+    if gh_ng is not None:
+        ceiling = rps("nginx", "ceiling")
+        python = rps("nginx", "python_rotating")
+        g.append(["nginx→gatehouse ≥ 0.8× the ceiling", ratio(gh_ng, ceiling),
+                  goal(None if ceiling is None else gh_ng >= 0.8 * ceiling)])
+        g.append(["nginx→gatehouse ≥ 20× the Python verifier", ratio(gh_ng, python),
+                  goal(None if python is None else gh_ng >= 20 * python)])
+    idle = [num(r["requests"]) for r in memory if r["round"] == "1"]
+    if idle:
+        g.append(["idle RSS < 30 MiB", f"{max(idle) / 1024:.1f} MiB", goal(max(idle) < 30 * 1024)])
+    out.append(table(["goal", "this run", "verdict"], g) if g else "No goal measured in this run.")
+    out.append("")
+
+    out.append("### Commands")
+    out.append("")
+    out.append("```sh")
+    out.append(f"{meta.get('invocation', 'scripts/bench')}")
+    out.append("# each wrk setup (after a warm-up run of the same shape):")
+    out.append(f"taskset -c 1 wrk -t1 -c{meta.get('conns', '?')} -d{meta.get('secs', '?')}s --latency "
+               "-s bench/wrk/rotate.lua http://127.0.0.1:PORT -- TOKENS_FILE")
+    out.append("# each direct gRPC setup:")
+    out.append(f"taskset -c 1 target/release/examples/check_load --addr 127.0.0.1:PORT --tokens TOKENS_FILE "
+               f"--connections {meta.get('grpc_conns', '?')} --concurrency {meta.get('grpc_conc', '?')} "
+               f"--duration {meta.get('secs', '?')} --warmup 0")
+    out.append("# servers: taskset -c 0 …; Envoy with --concurrency 1; configs in bench/, filled in under target/bench/<run>/conf/")
+    out.append("```")
+    out.append("")
+    out.append("### Machine and tools")
+    out.append("")
+    out.append(table(["", ""], [[k, f"`{v}`"] for k, v in meta.items()
+                                if k in ("cpu", "cores", "mem", "kernel", "envoy", "nginx", "wrk", "rustc")]))
+    out.append("")
+    return "\n".join(out)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: bench/render.py RUN_DIR (FILE|-)")
+    run_dir = Path(sys.argv[1])
+    text = render(run_dir)
+    if sys.argv[2] == "-":
+        print(text)
+        return
+    target = Path(sys.argv[2])
+    doc = target.read_text() if target.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in doc or END not in doc:
+        doc = doc.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
+    head, _, rest = doc.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    target.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()
