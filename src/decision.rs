@@ -22,8 +22,8 @@ use crate::extract::{Credential, Extractor};
 use crate::identity::{Identity, RenderedHeaders};
 use crate::policy::normalize_path;
 use crate::session::SessionStore;
-use crate::telemetry::{self, CacheLabels, DecisionLabels, Metrics};
-use crate::token_cache::TokenCache;
+use crate::telemetry::{CacheLabels, DecisionLabels, Fingerprint, Metrics};
+use crate::token_cache::{TokenCache, TokenKey};
 use crate::verify::Verifier;
 
 /// Which front door asked.
@@ -163,15 +163,16 @@ impl Authorizer {
             Decision::Allow(Allow {
                 identity: Some(id), ..
             }) => &*id.provider,
-            _ => trace.provider.unwrap_or(""),
+            _ => trace.provider.as_deref().unwrap_or(""),
         };
-        let request_id = log_request_id(input.request_id.as_deref());
         let status = match &decision {
             Decision::Allow(_) => 200,
             Decision::Deny(e) => e.http_status(),
         };
+        // Exactly one event per decision; the request id and fingerprint
+        // are formatted only when the event is written.
         tracing::info!(
-            authz.request_id = &*request_id,
+            authz.request_id = %LogRequestId(input.request_id.as_deref()),
             authz.door = input.door.as_str(),
             authz.method = %input.method,
             authz.route = trace.route,
@@ -180,7 +181,7 @@ impl Authorizer {
             authz.status = status,
             authz.provider = provider,
             authz.cached = trace.cached,
-            authz.token = trace.fingerprint.as_deref().unwrap_or(""),
+            authz.token = %OptionalFingerprint(trace.fingerprint),
             authz.latency_us = elapsed.as_micros() as u64,
             "decision"
         );
@@ -255,35 +256,43 @@ impl Authorizer {
     ) -> Result<Identity, AuthError> {
         match credential {
             Credential::Jwt { token, .. } => {
-                trace.fingerprint = Some(telemetry::fingerprint(token));
-                self.identify_jwt(token, trace).await
+                let key = TokenKey::of(token);
+                trace.fingerprint = Some(key.fingerprint());
+                let identity = self.identify_jwt(token, key, trace).await?;
+                trace.provider = Some(identity.provider.clone());
+                Ok(identity)
             }
             Credential::Session { token, source } => {
-                trace.fingerprint = Some(telemetry::fingerprint(token));
+                trace.fingerprint = Some(TokenKey::of(token).fingerprint());
                 let Some(sessions) = &self.sessions else {
                     // Not a JWT, and no session store to ask: not a token we can read.
                     return Err(AuthError::Malformed(MalformedKind::NotThreeParts));
                 };
-                trace.provider = Some("session");
+                trace.provider = Some(Arc::from("session"));
                 sessions.lookup(token, *source, headers).await
             }
         }
     }
 
-    async fn identify_jwt(&self, token: &str, trace: &mut Trace) -> Result<Identity, AuthError> {
+    async fn identify_jwt(
+        &self,
+        token: &str,
+        key: TokenKey,
+        trace: &mut Trace,
+    ) -> Result<Identity, AuthError> {
         let now = unix_now();
-        if let Some(hit) = self.token_cache.get(token, now) {
+        if let Some(hit) = self.token_cache.get(&key, now) {
             if self.verifier.key_present(hit.key) {
                 self.cache_result("hit");
                 trace.cached = true;
                 return Ok(hit.identity.clone());
             }
-            self.token_cache.invalidate(token);
+            self.token_cache.invalidate(&key);
         }
         self.cache_result("miss");
         let verified = self.verifier.verify(token).await?;
         let identity = verified.identity.clone();
-        self.token_cache.insert(token, Arc::new(verified));
+        self.token_cache.insert(key, Arc::new(verified));
         Ok(identity)
     }
 
@@ -305,8 +314,10 @@ impl Drop for Authorizer {
 #[derive(Debug)]
 struct Trace {
     route: i64,
-    provider: Option<&'static str>,
-    fingerprint: Option<String>,
+    /// The provider that vouched, also for a denial after identification.
+    provider: Option<Arc<str>>,
+    /// The credential's log tag.
+    fingerprint: Option<Fingerprint>,
     cached: bool,
     anonymous_reason: &'static str,
 }
@@ -357,6 +368,27 @@ fn log_request_id(sent: Option<&str>) -> std::borrow::Cow<'_, str> {
             std::borrow::Cow::Borrowed(id.get(..end).unwrap_or(""))
         }
         None => std::borrow::Cow::Owned(format!("{:016x}", rand::random::<u64>())),
+    }
+}
+
+/// [`log_request_id`], computed only when the event is written.
+struct LogRequestId<'a>(Option<&'a str>);
+
+impl std::fmt::Display for LogRequestId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&log_request_id(self.0))
+    }
+}
+
+/// A fingerprint, or nothing when no credential was presented.
+struct OptionalFingerprint(Option<Fingerprint>);
+
+impl std::fmt::Display for OptionalFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(fp) => fp.fmt(f),
+            None => Ok(()),
+        }
     }
 }
 

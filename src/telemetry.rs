@@ -18,13 +18,30 @@ use crate::config::LogFormat;
 
 /// A short tag for a credential: the first 12 hex digits of its SHA-256.
 pub fn fingerprint(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    let mut out = String::with_capacity(12);
-    for b in &digest[..6] {
-        use std::fmt::Write;
-        let _ = write!(out, "{b:02x}");
+    let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+    Fingerprint::of_digest(&digest).to_string()
+}
+
+/// A credential's log tag, formatted only when a log event is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint([u8; 6]);
+
+impl Fingerprint {
+    /// The tag of a credential whose SHA-256 is `digest`.
+    pub fn of_digest(digest: &[u8; 32]) -> Fingerprint {
+        let mut head = [0u8; 6];
+        head.copy_from_slice(&digest[..6]);
+        Fingerprint(head)
     }
-    out
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Installs the global tracing subscriber. `filter` is an env-filter

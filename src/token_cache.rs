@@ -16,7 +16,30 @@ use sha2::{Digest, Sha256};
 
 use crate::verify::Verified;
 
-type CacheKey = [u8; 32];
+/// SHA-256 of a token: the cache key, and the source of the token's log
+/// fingerprint, so a request hashes its token once.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenKey([u8; 32]);
+
+impl TokenKey {
+    /// Hashes `token`.
+    pub fn of(token: &str) -> TokenKey {
+        TokenKey(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// The short log tag of the token (same as [`crate::telemetry::fingerprint`]).
+    pub fn fingerprint(&self) -> crate::telemetry::Fingerprint {
+        crate::telemetry::Fingerprint::of_digest(&self.0)
+    }
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenKey({})", self.fingerprint())
+    }
+}
+
+type CacheKey = TokenKey;
 
 /// Per-entry expiry at the token's `exp`.
 struct ExpireAtExp;
@@ -40,33 +63,44 @@ impl moka::Expiry<CacheKey, Arc<Verified>> for ExpireAtExp {
 }
 
 /// Rough heap size of a JSON value.
-fn json_weight(v: &Value) -> usize {
-    match v {
-        Value::Null | Value::Bool(_) | Value::Number(_) => 16,
-        Value::String(s) => 24 + s.len(),
-        Value::Array(a) => 24 + a.iter().map(json_weight).sum::<usize>(),
-        Value::Object(m) => {
-            48 + m
-                .iter()
-                .map(|(k, v)| 24 + k.len() + json_weight(v))
-                .sum::<usize>()
-        }
+/// Heap an allocation of `len` bytes really takes (allocator rounding).
+fn alloc(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        len.div_ceil(16) * 16 + 16
     }
 }
 
-/// Estimated bytes an entry costs: key, value struct, provider name, claims.
-fn weigh(_key: &CacheKey, value: &Arc<Verified>) -> u32 {
-    let claims: usize = value
-        .identity
-        .claims
+/// Bytes a JSON value holds beyond its own 32-byte slot.
+fn json_weight(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        Value::String(s) => alloc(s.len()),
+        Value::Array(a) => alloc(a.len() * 32) + a.iter().map(json_weight).sum::<usize>(),
+        Value::Object(m) => map_weight(m),
+    }
+}
+
+/// An ordered JSON object: per entry a 64-byte bucket, its index slot and
+/// the key's allocation, plus the values; capacity slack included.
+fn map_weight(m: &serde_json::Map<String, Value>) -> usize {
+    let entries: usize = m
         .iter()
-        .map(|(k, v)| 24 + k.len() + json_weight(v))
+        .map(|(k, v)| 64 + 16 + alloc(k.len()) + json_weight(v))
         .sum();
-    let total = 32 + 160 + value.identity.provider.len() + claims;
+    64 + entries + entries / 4
+}
+
+/// Estimated bytes one cached entry keeps alive: the cache's own node and
+/// bookkeeping, the shared `Verified` and its claims. Calibrated against
+/// RSS growth with Better Auth-shaped tokens, so `max_memory` bounds the
+/// process's memory, not just the claims.
+fn weigh(_key: &CacheKey, value: &Arc<Verified>) -> u32 {
+    let total = 320 + alloc(value.identity.provider.len()) + map_weight(&value.identity.claims);
     u32::try_from(total).unwrap_or(u32::MAX)
 }
 
-/// Bounded cache of verified tokens.
 pub struct TokenCache {
     /// `None` when disabled (`max_bytes == 0`).
     inner: Option<Cache<CacheKey, Arc<Verified>>>,
@@ -78,10 +112,6 @@ impl std::fmt::Debug for TokenCache {
             .field("enabled", &self.inner.is_some())
             .finish()
     }
-}
-
-fn key_of(token: &str) -> CacheKey {
-    Sha256::digest(token.as_bytes()).into()
 }
 
 impl TokenCache {
@@ -98,9 +128,9 @@ impl TokenCache {
     }
 
     /// A cached, unexpired verification of `token` (`now` in Unix seconds).
-    pub fn get(&self, token: &str, now: u64) -> Option<Arc<Verified>> {
+    pub fn get(&self, key: &TokenKey, now: u64) -> Option<Arc<Verified>> {
         let cache = self.inner.as_ref()?;
-        let hit = cache.get(&key_of(token))?;
+        let hit = cache.get(key)?;
         match hit.exp {
             Some(exp) if exp > now => Some(hit),
             _ => None,
@@ -108,20 +138,20 @@ impl TokenCache {
     }
 
     /// Caches a verification until its `exp`; tokens without `exp` are not cached.
-    pub fn insert(&self, token: &str, verified: Arc<Verified>) {
+    pub fn insert(&self, key: TokenKey, verified: Arc<Verified>) {
         let Some(cache) = &self.inner else {
             return;
         };
         match verified.exp {
-            Some(exp) if exp > unix_now() => cache.insert(key_of(token), verified),
+            Some(exp) if exp > unix_now() => cache.insert(key, verified),
             _ => {}
         }
     }
 
     /// Drops an entry (its key left the set).
-    pub fn invalidate(&self, token: &str) {
+    pub fn invalidate(&self, key: &TokenKey) {
         if let Some(cache) = &self.inner {
-            cache.invalidate(&key_of(token));
+            cache.invalidate(key);
         }
     }
 
@@ -160,25 +190,34 @@ mod tests {
     fn hit_until_exp_then_miss() {
         let c = TokenCache::new(1 << 20);
         let now = unix_now();
-        c.insert("a.b.c", verified(Some(now + 100), 1));
-        assert!(c.get("a.b.c", now).is_some());
-        assert!(c.get("a.b.x", now).is_none());
-        assert!(c.get("a.b.c", now + 100).is_none(), "exp reached");
-        c.invalidate("a.b.c");
-        assert!(c.get("a.b.c", now).is_none());
+        c.insert(TokenKey::of("a.b.c"), verified(Some(now + 100), 1));
+        assert!(c.get(&TokenKey::of("a.b.c"), now).is_some());
+        assert!(c.get(&TokenKey::of("a.b.x"), now).is_none());
+        assert!(
+            c.get(&TokenKey::of("a.b.c"), now + 100).is_none(),
+            "exp reached"
+        );
+        c.invalidate(&TokenKey::of("a.b.c"));
+        assert!(c.get(&TokenKey::of("a.b.c"), now).is_none());
     }
 
     #[test]
     fn disabled_and_no_exp_are_not_cached() {
         let now = unix_now();
         let off = TokenCache::new(0);
-        off.insert("t", verified(Some(now + 100), 1));
-        assert!(off.get("t", now).is_none());
+        off.insert(TokenKey::of("t"), verified(Some(now + 100), 1));
+        assert!(off.get(&TokenKey::of("t"), now).is_none());
         let c = TokenCache::new(1 << 20);
-        c.insert("t", verified(None, 1));
-        assert!(c.get("t", now).is_none());
-        c.insert("old", verified(Some(now.saturating_sub(1)), 1));
-        assert!(c.get("old", now.saturating_sub(10)).is_none());
+        c.insert(TokenKey::of("t"), verified(None, 1));
+        assert!(c.get(&TokenKey::of("t"), now).is_none());
+        c.insert(
+            TokenKey::of("old"),
+            verified(Some(now.saturating_sub(1)), 1),
+        );
+        assert!(
+            c.get(&TokenKey::of("old"), now.saturating_sub(10))
+                .is_none()
+        );
     }
 
     #[test]
@@ -186,7 +225,10 @@ mod tests {
         let c = TokenCache::new(64 * 1024);
         let now = unix_now();
         for i in 0..1000 {
-            c.insert(&format!("tok{i}"), verified(Some(now + 100), 1000));
+            c.insert(
+                TokenKey::of(&format!("tok{i}")),
+                verified(Some(now + 100), 1000),
+            );
         }
         // Each entry weighs over 1 KiB, so at most ~64 fit.
         assert!(c.entry_count() <= 64, "{}", c.entry_count());

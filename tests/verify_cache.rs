@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::jwks_server::JwksServer;
 use common::tokens::{TestKey, claims, jwks, jwks_provider, now};
 use gatehouse::telemetry::Metrics;
-use gatehouse::token_cache::TokenCache;
+use gatehouse::token_cache::{TokenCache, TokenKey};
 use gatehouse::verify::Verifier;
 use tokio_util::sync::CancellationToken;
 
@@ -30,18 +30,22 @@ async fn cached_verification_follows_its_key() {
 
     let cache = TokenCache::new(1 << 20);
     let token = k.token(&claims(ISS, "api", "u", 120));
-    assert!(cache.get(&token, now()).is_none());
+    assert!(cache.get(&TokenKey::of(&token), now()).is_none());
     let verified = Arc::new(v.verify(&token).await.unwrap());
-    cache.insert(&token, verified.clone());
-    let hit = cache.get(&token, now()).unwrap();
+    cache.insert(TokenKey::of(&token), verified.clone());
+    let hit = cache.get(&TokenKey::of(&token), now()).unwrap();
     assert_eq!(hit.identity, verified.identity);
     assert!(v.key_present(hit.key));
     // A different token (even one character) is a miss.
     let mut other = token.clone();
     other.push('A');
-    assert!(cache.get(&other, now()).is_none());
+    assert!(cache.get(&TokenKey::of(&other), now()).is_none());
     // Not past exp.
-    assert!(cache.get(&token, verified.exp.unwrap()).is_none());
+    assert!(
+        cache
+            .get(&TokenKey::of(&token), verified.exp.unwrap())
+            .is_none()
+    );
 
     // Rotate the key away: the cached entry stops counting.
     let k2 = TestKey::generate("EdDSA", "k2");
@@ -52,9 +56,9 @@ async fn cached_verification_follows_its_key() {
             .await
             .is_ok()
     );
-    let hit = cache.get(&token, now()).unwrap();
+    let hit = cache.get(&TokenKey::of(&token), now()).unwrap();
     assert!(!v.key_present(hit.key));
-    cache.invalidate(&token);
-    assert!(cache.get(&token, now()).is_none());
+    cache.invalidate(&TokenKey::of(&token));
+    assert!(cache.get(&TokenKey::of(&token), now()).is_none());
     assert!(v.verify(&token).await.is_err());
 }
