@@ -123,8 +123,11 @@ impl Extractor {
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<Option<Credential>, AuthError> {
+        // The credential used, and (when that is a session) the first JWT
+        // seen, so any other JWT in the request can be refused without
+        // copying tokens around.
         let mut chosen: Option<Credential> = None;
-        let mut first_jwt: Option<String> = None;
+        let mut other_jwt: Option<Credential> = None;
         for source in &self.sources {
             let found = match source {
                 Source::Bearer => bearer(headers)?.map(|t| (t, SourceKind::Bearer)),
@@ -139,34 +142,29 @@ impl Extractor {
                     .map(|t| (t, SourceKind::Query)),
             };
             let Some((token, kind)) = found else { continue };
-            check_token(&token)?;
             let credential = Credential::classify(token, kind);
             if credential.is_jwt() {
-                match &first_jwt {
-                    Some(jwt) if jwt != credential.token() => {
+                let seen = match (&chosen, &other_jwt) {
+                    (Some(c), _) if c.is_jwt() => Some(c.token()),
+                    (_, Some(j)) => Some(j.token()),
+                    _ => None,
+                };
+                match seen {
+                    Some(t) if t != credential.token() => {
                         return Err(AuthError::Malformed(MalformedKind::MultipleCredentials));
                     }
-                    Some(_) => {}
-                    None => first_jwt = Some(credential.token().to_owned()),
+                    Some(_) => continue,
+                    None => {}
                 }
             }
             if chosen.is_none() {
                 chosen = Some(credential);
+            } else if credential.is_jwt() {
+                other_jwt = Some(credential);
             }
         }
         Ok(chosen)
     }
-}
-
-/// Size and character checks every token passes.
-fn check_token(token: &str) -> Result<(), AuthError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(AuthError::Malformed(MalformedKind::TooLarge));
-    }
-    if !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(AuthError::Malformed(MalformedKind::BadCharacters));
-    }
-    Ok(())
 }
 
 /// `Authorization: Bearer <t>`. Another scheme is no credential.
@@ -287,8 +285,10 @@ fn visible(bytes: &[u8]) -> Result<String, AuthError> {
     if !bytes.iter().all(u8::is_ascii_graphic) {
         return Err(AuthError::Malformed(MalformedKind::BadCharacters));
     }
-    // Visible ASCII is valid UTF-8.
-    Ok(String::from_utf8_lossy(bytes).into_owned())
+    // Visible ASCII is valid UTF-8, so this never fails.
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| AuthError::Malformed(MalformedKind::BadCharacters))
 }
 
 fn trim_bytes(bytes: &[u8]) -> &[u8] {
