@@ -22,7 +22,7 @@ use crate::extract::{Credential, Extractor};
 use crate::identity::{Identity, RenderedHeaders};
 use crate::policy::normalize_path;
 use crate::session::SessionStore;
-use crate::telemetry::{CacheLabels, DecisionLabels, Fingerprint, Metrics};
+use crate::telemetry::{Fingerprint, Metrics};
 use crate::token_cache::{TokenCache, TokenKey};
 use crate::verify::Verifier;
 
@@ -152,13 +152,7 @@ impl Authorizer {
             Decision::Deny(e) => ("deny", e.reason()),
         };
         self.metrics
-            .decisions
-            .get_or_create(&DecisionLabels {
-                door: input.door.as_str(),
-                result,
-                reason,
-            })
-            .inc();
+            .count_decision(input.door.as_str(), result, reason);
         let provider = match &decision {
             Decision::Allow(Allow {
                 identity: Some(id), ..
@@ -283,24 +277,17 @@ impl Authorizer {
         let now = unix_now();
         if let Some(hit) = self.token_cache.get(&key, now) {
             if self.verifier.key_present(hit.key) {
-                self.cache_result("hit");
+                self.metrics.token_cache_hit.inc();
                 trace.cached = true;
                 return Ok(hit.identity.clone());
             }
             self.token_cache.invalidate(&key);
         }
-        self.cache_result("miss");
+        self.metrics.token_cache_miss.inc();
         let verified = self.verifier.verify(token).await?;
         let identity = verified.identity.clone();
         self.token_cache.insert(key, Arc::new(verified));
         Ok(identity)
-    }
-
-    fn cache_result(&self, result: &'static str) {
-        self.metrics
-            .token_cache
-            .get_or_create(&CacheLabels { result })
-            .inc();
     }
 }
 

@@ -93,6 +93,12 @@ pub struct Metrics {
     /// Seconds since the provider's keys were last fetched successfully.
     pub jwks_age: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
     pub token_cache: Family<CacheLabels, Counter>,
+    /// The hot series, resolved once so a request increments an atomic
+    /// instead of hashing labels: token cache hit and miss.
+    pub token_cache_hit: Counter,
+    pub token_cache_miss: Counter,
+    /// Authenticated allows per door (grpc, http, cli).
+    allowed: [Counter; 3],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -145,6 +151,21 @@ impl Metrics {
             "Verified-token cache lookups by result (hit, miss)",
             token_cache.clone(),
         );
+        let token_cache_hit = token_cache
+            .get_or_create(&CacheLabels { result: "hit" })
+            .clone();
+        let token_cache_miss = token_cache
+            .get_or_create(&CacheLabels { result: "miss" })
+            .clone();
+        let allowed = ["grpc", "http", "cli"].map(|door| {
+            decisions
+                .get_or_create(&DecisionLabels {
+                    door,
+                    result: "allow",
+                    reason: "authenticated",
+                })
+                .clone()
+        });
         Self {
             registry,
             decisions,
@@ -152,6 +173,33 @@ impl Metrics {
             jwks_fetches,
             jwks_age,
             token_cache,
+            token_cache_hit,
+            token_cache_miss,
+            allowed,
+        }
+    }
+
+    /// Counts one decision in `gatehouse_decisions_total`.
+    pub fn count_decision(&self, door: &'static str, result: &'static str, reason: &'static str) {
+        let hot = match (result, reason, door) {
+            ("allow", "authenticated", "grpc") => self.allowed.first(),
+            ("allow", "authenticated", "http") => self.allowed.get(1),
+            ("allow", "authenticated", "cli") => self.allowed.get(2),
+            _ => None,
+        };
+        match hot {
+            Some(counter) => {
+                counter.inc();
+            }
+            None => {
+                self.decisions
+                    .get_or_create(&DecisionLabels {
+                        door,
+                        result,
+                        reason,
+                    })
+                    .inc();
+            }
         }
     }
 
