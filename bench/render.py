@@ -318,7 +318,8 @@ def render(run_dirs):
                 "every session looked up once during the warm-up. `BETTER_AUTH_SECRET` is set, so cookie "
                 "signatures are checked before any lookup. \"Cost ÷ JWT\" is gatehouse CPU per request over "
                 "the warm JWT row's; lookups/req counts get-session calls (introspection, exact) or committed "
-                "transactions in the session database (Postgres, from `pg_stat_database`)."
+                "transactions in the session database (Postgres, from `pg_stat_database`, which PostgreSQL flushes up "
+                "to seconds late: approximate, and it can include the previous row's last lookups)."
             )
             out.append("")
         body = []
