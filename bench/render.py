@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Turns one scripts/bench run into markdown.
+"""Turns scripts/bench runs into markdown.
 
     bench/render.py RUN_DIR docs/benchmarks.md   # replace the generated section
     bench/render.py RUN_DIR -                    # print it
+    bench/render.py FULL_RUN SESSIONS_RUN docs/benchmarks.md
 
-RUN_DIR holds results.tsv and meta.txt. Each setup's rounds are combined
-by their median; ratios are medians over medians. Only the text between
-the BEGIN/END GENERATED markers of the target file is replaced.
+RUN_DIR holds results.tsv and meta.txt (and lookups.tsv when it ran the
+sessions group). With several runs, each later run's groups (the `kind`
+column) replace the same groups of the earlier ones, so a partial run can
+be shown beside a full one; the first run's meta describes the page and
+the others are named beside it. Each setup's rounds are combined by their
+median; ratios are medians over medians. Only the text between the
+BEGIN/END GENERATED markers of the target file is replaced.
 """
 
 import statistics
@@ -35,10 +40,11 @@ LABELS = {
     ("nginx", "ceiling"): "nginx → internal location answering 200 (ceiling)",
     ("nginx", "gatehouse_rotating"): "**nginx → gatehouse, rotating (warm cache)**",
     ("nginx", "python_rotating"): "nginx → FastAPI + PyJWT PyJWKClient (uvicorn)",
-    ("session", "introspect_warm"): "introspection backend, warm session cache",
-    ("session", "introspect_cold"): "introspection backend, cold",
-    ("session", "postgres_warm"): "Postgres backend, warm session cache",
-    ("session", "postgres_cold"): "Postgres backend, cold",
+    ("session", "jwt_warm"): "JWT, warm token cache (rotating JWTs, same gatehouse and door as the next row)",
+    ("session", "introspect_warm"): "**introspection backend, warm session cache**",
+    ("session", "introspect_cold"): "introspection backend, cold (`cache_ttl: 0s`, every request a get-session)",
+    ("session", "postgres_warm"): "**Postgres backend, warm session cache**",
+    ("session", "postgres_cold"): "Postgres backend, cold (`cache_ttl: 0s`, every request a query)",
 }
 
 
@@ -54,20 +60,44 @@ def med(values):
     return statistics.median(values) if values else None
 
 
-def load(run_dir):
-    rows = []
-    lines = (run_dir / "results.tsv").read_text().splitlines()
+def tsv(path):
+    """Rows of a TSV file with a header line, as dicts ([] when absent)."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    if not lines:
+        return []
     header = lines[0].split("\t")
+    rows = []
     for line in lines[1:]:
         cells = line.split("\t")
         rows.append(dict(zip(header, cells + [""] * (len(header) - len(cells)))))
+    return rows
+
+
+def load_one(run_dir):
     meta = {}
     meta_file = run_dir / "meta.txt"
     if meta_file.exists():
         for line in meta_file.read_text().splitlines():
             key, _, value = line.partition("=")
             meta[key] = value
-    return rows, meta
+    return tsv(run_dir / "results.tsv"), tsv(run_dir / "lookups.tsv"), meta
+
+
+def load(run_dirs):
+    """Merges runs: a later run's kinds replace the earlier runs' rows of
+    those kinds. Returns rows, lookups, the first run's meta and, for each
+    later run, (its name, its meta, the kinds it contributed)."""
+    rows, lookups, meta = load_one(run_dirs[0])
+    others = []
+    for run_dir in run_dirs[1:]:
+        more, more_lookups, more_meta = load_one(run_dir)
+        kinds = list(dict.fromkeys(r["kind"] for r in more))
+        rows = [r for r in rows if r["kind"] not in kinds] + more
+        lookups = [r for r in lookups if r["kind"] not in kinds] + more_lookups
+        others.append((run_dir.name, more_meta, kinds))
+    return rows, lookups, meta, others
 
 
 def summarize(rows):
@@ -130,8 +160,9 @@ def goal(ok):
     return "met" if ok else "**missed**"
 
 
-def render(run_dir):
-    rows, meta = load(run_dir)
+def render(run_dirs):
+    rows, lookups, meta, others = load(run_dirs)
+    run_dir = run_dirs[0]
     s = summarize(rows)
     get = lambda kind, setup: s.get((kind, setup))  # noqa: E731
     rps = lambda kind, setup: (get(kind, setup) or {}).get("rps")  # noqa: E731
@@ -140,6 +171,15 @@ def render(run_dir):
     out.append("")
     if meta.get("note"):
         out.append(f"**{meta['note']}**")
+        out.append("")
+    for name, other, kinds in others:
+        out.append(
+            f"The {', '.join(kinds)} rows come from run `{name}` ({other.get('date', '?')}), gatehouse "
+            f"`{other.get('gatehouse', '?')}`: {other.get('rounds', '?')} rounds of {other.get('secs', '?')} s, "
+            f"load average at its end {other.get('load_avg', '?')}."
+        )
+        if other.get("note"):
+            out.append(f"**{other['note']}**")
         out.append("")
     out.append(
         f"Each setup ran {meta.get('rounds', '?')} rounds of {meta.get('secs', '?')} s "
@@ -255,15 +295,53 @@ def render(run_dir):
 
     sessions = [k for k in s if k[0] == "session"]
     if sessions:
-        out.append("### Sessions through nginx")
+        jwt = get("session", "jwt_warm") or {}
+        per_req = {}
+        for r in lookups:
+            if r.get("kind") != "session":
+                continue
+            n, reqs = num(r.get("lookups")), num(r.get("requests"))
+            if n is not None and reqs:
+                per_req.setdefault(r["setup"], []).append(n / reqs)
+        out.append(
+            f"### Better Auth sessions through nginx `auth_request` (wrk, 1 thread, "
+            f"{meta.get('conns', '?')} connections, browser-style requests carrying only the session cookie)"
+        )
         out.append("")
+        measured = any(s[k]["rps"] is not None for k in sessions)
+        if measured:
+            out.append(
+                "The real Better Auth server (`tests/betterauth`, Postgres-backed) signed up the sessions "
+                "through its own HTTP API; wrk rotates their signed cookies. Each backend setup has its own "
+                "gatehouse behind its own copy of the nginx front config; the Better Auth server is pinned "
+                "to core 0 with the servers, the machine's PostgreSQL is not pinned. Warm: `cache_ttl: 10m`, "
+                "every session looked up once during the warm-up. `BETTER_AUTH_SECRET` is set, so cookie "
+                "signatures are checked before any lookup. \"Cost ÷ JWT\" is gatehouse CPU per request over "
+                "the warm JWT row's; lookups/req counts get-session calls (introspection, exact) or committed "
+                "transactions in the session database (Postgres, from `pg_stat_database`, which PostgreSQL flushes up "
+                "to seconds late: approximate, and it can include the previous row's last lookups)."
+            )
+            out.append("")
         body = []
         for key in sessions:
             v = s[key]
-            body.append([LABELS.get(key, key[1]),
-                         "pending" if v["rps"] is None else fmt_int(v["rps"]),
-                         fmt_us(v["p50"]), fmt_us(v["p99"])])
-        out.append(table(["setup", "sessions/s", "p50", "p99"], body))
+            looked = med(per_req.get(key[1], []))
+            body.append([
+                LABELS.get(key, key[1]),
+                "pending" if v["rps"] is None else fmt_int(v["rps"]) + spread(v),
+                "–" if key[1] == "jwt_warm" else ratio(v["rps"], jwt.get("rps")),
+                fmt_us(v["p50"]),
+                fmt_us(v["p99"]),
+                fmt_cpu(v["authz_cpu"]),
+                "–" if key[1] == "jwt_warm" else ratio(v["authz_cpu"], jwt.get("authz_cpu")),
+                "–" if looked is None else f"{looked:.2f}",
+                "–" if v["rps"] is None else v["non_ok"],
+            ])
+        out.append(table(
+            ["setup", "req/s", "÷ warm JWT", "p50", "p99", "gatehouse CPU µs/req", "cost ÷ JWT",
+             "lookups/req", "non-2xx"],
+            body,
+        ))
         out.append("")
 
     memory = [r for r in rows if r["kind"] == "memory"]
@@ -320,6 +398,16 @@ def render(run_dir):
                   goal(None if ceiling is None else gh_ng >= 0.8 * ceiling)])
         g.append(["nginx→gatehouse ≥ 20× the Python verifier", ratio(gh_ng, python),
                   goal(None if python is None else gh_ng >= 20 * python)])
+    jwt = get("session", "jwt_warm")
+    for setup, name in (("introspect_warm", "introspection"), ("postgres_warm", "Postgres")):
+        v = get("session", setup)
+        if jwt is None or v is None or v["rps"] is None or jwt["rps"] is None:
+            continue
+        g.append([f"warm session ({name}) req/s ≥ warm JWT req/s ÷ 1.1", ratio(v["rps"], jwt["rps"]),
+                  goal(v["rps"] * 1.1 >= jwt["rps"])])
+        if v["authz_cpu"] is not None and jwt["authz_cpu"] is not None:
+            g.append([f"warm session ({name}) gatehouse CPU/req ≤ 1.1× warm JWT", ratio(v["authz_cpu"], jwt["authz_cpu"]),
+                      goal(v["authz_cpu"] <= 1.1 * jwt["authz_cpu"])])
     idle = [num(r["requests"]) for r in memory if r["round"] == "1"]
     if idle:
         g.append(["idle RSS < 30 MiB", f"{max(idle) / 1024:.1f} MiB", goal(max(idle) < 30 * 1024)])
@@ -330,9 +418,12 @@ def render(run_dir):
     out.append("")
     out.append("```sh")
     out.append(f"{meta.get('invocation', 'scripts/bench')}")
+    for _, other, _ in others:
+        out.append(f"{other.get('invocation', 'scripts/bench')}")
     out.append("# each wrk setup (after a warm-up run of the same shape):")
     out.append(f"taskset -c 1 wrk -t1 -c{meta.get('conns', '?')} -d{meta.get('secs', '?')}s --latency "
                "-s bench/wrk/rotate.lua http://127.0.0.1:PORT -- TOKENS_FILE")
+    out.append("# each session setup: the same with -s bench/wrk/cookies.lua … -- COOKIES_FILE")
     out.append("# each direct gRPC setup:")
     out.append(f"taskset -c 1 target/release/examples/check_load --addr 127.0.0.1:PORT --tokens TOKENS_FILE "
                f"--connections {meta.get('grpc_conns', '?')} --concurrency {meta.get('grpc_conc', '?')} "
@@ -349,14 +440,13 @@ def render(run_dir):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: bench/render.py RUN_DIR (FILE|-)")
-    run_dir = Path(sys.argv[1])
-    text = render(run_dir)
-    if sys.argv[2] == "-":
+    if len(sys.argv) < 3:
+        sys.exit("usage: bench/render.py RUN_DIR [RUN_DIR…] (FILE|-)")
+    text = render([Path(d) for d in sys.argv[1:-1]])
+    if sys.argv[-1] == "-":
         print(text)
         return
-    target = Path(sys.argv[2])
+    target = Path(sys.argv[-1])
     doc = target.read_text() if target.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
     if BEGIN not in doc or END not in doc:
         doc = doc.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
