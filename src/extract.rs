@@ -236,13 +236,7 @@ fn cookie(headers: &HeaderMap, name: &str, secure: &str) -> Result<Option<String
                 continue;
             }
             let decoded = url_decode(raw)?;
-            match &found {
-                Some(prev) if *prev != decoded => {
-                    return Err(AuthError::Malformed(MalformedKind::MultipleCredentials));
-                }
-                Some(_) => {}
-                None => found = Some(decoded),
-            }
+            keep_single(&mut found, decoded)?;
         }
     }
     Ok(found)
@@ -261,15 +255,24 @@ fn query_param(query: &str, name: &str) -> Result<Option<String>, AuthError> {
             continue;
         }
         let decoded = url_decode(value.as_bytes())?;
-        match &found {
-            Some(prev) if *prev != decoded => {
-                return Err(AuthError::Malformed(MalformedKind::MultipleCredentials));
-            }
-            Some(_) => {}
-            None => found = Some(decoded),
-        }
+        keep_single(&mut found, decoded)?;
     }
     Ok(found)
+}
+
+/// Keeps the first value seen; the same value again is harmless, a
+/// different one is a second credential.
+fn keep_single(found: &mut Option<String>, value: String) -> Result<(), AuthError> {
+    match found {
+        Some(prev) if *prev != value => {
+            Err(AuthError::Malformed(MalformedKind::MultipleCredentials))
+        }
+        Some(_) => Ok(()),
+        None => {
+            *found = Some(value);
+            Ok(())
+        }
+    }
 }
 
 fn url_decode(raw: &[u8]) -> Result<String, AuthError> {
