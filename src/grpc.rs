@@ -43,7 +43,6 @@ use tonic_health::server::HealthReporter;
 use crate::decision::{Allow, CheckInput, Decision, Door};
 use crate::error::{AuthError, BadRequestKind};
 use crate::server::AppState;
-use crate::telemetry::DecisionLabels;
 
 /// The fully-qualified name of the authorization service, as health checks name it.
 pub const AUTHORIZATION_SERVICE: &str = "envoy.service.auth.v3.Authorization";
@@ -76,13 +75,7 @@ impl AuthzService {
             Err(err) => {
                 authz
                     .metrics()
-                    .decisions
-                    .get_or_create(&DecisionLabels {
-                        door: Door::Grpc.as_str(),
-                        result: "deny",
-                        reason: err.reason(),
-                    })
-                    .inc();
+                    .count_decision(Door::Grpc.as_str(), "deny", err.reason());
                 tracing::info!(
                     authz.door = Door::Grpc.as_str(),
                     authz.result = "deny",

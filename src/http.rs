@@ -76,6 +76,10 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request) -> Response<Body
     let input = match check_input(parts.headers) {
         Ok(input) => input,
         Err(e) => {
+            state
+                .authorizer()
+                .metrics()
+                .count_decision(Door::Http.as_str(), "deny", e.reason());
             tracing::warn!(
                 authz.door = Door::Http.as_str(),
                 authz.reason = e.reason(),
