@@ -24,7 +24,7 @@ use crate::policy::normalize_path;
 use crate::session::SessionStore;
 use crate::telemetry::{Fingerprint, Metrics};
 use crate::token_cache::{TokenCache, TokenKey};
-use crate::verify::Verifier;
+use crate::verify::{Verified, Verifier};
 
 /// Which front door asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,12 +223,21 @@ impl Authorizer {
                 _ => Err(AuthError::Missing),
             };
         };
-        let identity = self.identify(&credential, &input.headers, trace).await?;
+        let (identity, verified) = self.identify(&credential, &input.headers, trace).await?;
         rule.authorize(&identity.claims, &captures)?;
-        let headers = self
-            .config
-            .identity_headers
-            .render(Some(&identity.claims))?;
+        let render = || self.config.identity_headers.render(Some(&identity.claims));
+        let headers = match &verified {
+            // A cached token's headers are rendered once and shared.
+            Some(v) => match v.rendered.get() {
+                Some(h) => h.clone(),
+                None => {
+                    let h = render()?;
+                    let _ = v.rendered.set(h.clone());
+                    h
+                }
+            },
+            None => render()?,
+        };
         Ok(Allow {
             headers,
             identity: Some(identity),
@@ -247,14 +256,14 @@ impl Authorizer {
         credential: &Credential,
         headers: &HeaderMap,
         trace: &mut Trace,
-    ) -> Result<Identity, AuthError> {
+    ) -> Result<(Identity, Option<Arc<Verified>>), AuthError> {
         match credential {
             Credential::Jwt { token, .. } => {
                 let key = TokenKey::of(token);
                 trace.fingerprint = Some(key.fingerprint());
-                let identity = self.identify_jwt(token, key, trace).await?;
-                trace.provider = Some(identity.provider.clone());
-                Ok(identity)
+                let verified = self.identify_jwt(token, key, trace).await?;
+                trace.provider = Some(verified.identity.provider.clone());
+                Ok((verified.identity.clone(), Some(verified)))
             }
             Credential::Session { token, source } => {
                 trace.fingerprint = Some(TokenKey::of(token).fingerprint());
@@ -263,7 +272,7 @@ impl Authorizer {
                     return Err(AuthError::Malformed(MalformedKind::NotThreeParts));
                 };
                 trace.provider = Some(Arc::from("session"));
-                sessions.lookup(token, *source, headers).await
+                Ok((sessions.lookup(token, *source, headers).await?, None))
             }
         }
     }
@@ -273,21 +282,20 @@ impl Authorizer {
         token: &str,
         key: TokenKey,
         trace: &mut Trace,
-    ) -> Result<Identity, AuthError> {
+    ) -> Result<Arc<Verified>, AuthError> {
         let now = unix_now();
         if let Some(hit) = self.token_cache.get(&key, now) {
             if self.verifier.key_present(hit.key) {
                 self.metrics.token_cache_hit.inc();
                 trace.cached = true;
-                return Ok(hit.identity.clone());
+                return Ok(hit);
             }
             self.token_cache.invalidate(&key);
         }
         self.metrics.token_cache_miss.inc();
-        let verified = self.verifier.verify(token).await?;
-        let identity = verified.identity.clone();
-        self.token_cache.insert(key, Arc::new(verified));
-        Ok(identity)
+        let verified = Arc::new(self.verifier.verify(token).await?);
+        self.token_cache.insert(key, verified.clone());
+        Ok(verified)
     }
 }
 

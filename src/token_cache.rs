@@ -97,7 +97,8 @@ fn map_weight(m: &serde_json::Map<String, Value>) -> usize {
 /// RSS growth with Better Auth-shaped tokens, so `max_memory` bounds the
 /// process's memory, not just the claims.
 fn weigh(_key: &CacheKey, value: &Arc<Verified>) -> u32 {
-    let total = 320 + alloc(value.identity.provider.len()) + map_weight(&value.identity.claims);
+    // 320: node and bookkeeping; 256: the rendered identity headers.
+    let total = 576 + alloc(value.identity.provider.len()) + map_weight(&value.identity.claims);
     u32::try_from(total).unwrap_or(u32::MAX)
 }
 
@@ -183,6 +184,7 @@ mod tests {
                 provider: 0,
                 key_id: 1,
             },
+            rendered: std::sync::OnceLock::new(),
         })
     }
 
