@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::httpc::HttpResponse;
+use super::httpc::{HttpResponse, parse_response};
 use super::ports::free_port;
 use super::procs::Proc;
 
@@ -268,48 +268,6 @@ pub fn request_with_body(
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
     parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let rest = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_vec()
-    };
-    Some(HttpResponse {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
-        let size_line = String::from_utf8_lossy(&data[..pos]);
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-            .unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = pos + 2;
-        let end = (start + size).min(data.len());
-        out.extend_from_slice(&data[start..end]);
-        data = &data[(end + 2).min(data.len())..];
-    }
-    out
 }
 
 /// A database of its own on the shared Postgres (trust auth, user

@@ -48,10 +48,11 @@ pub fn http_request(
     stream.write_all(req.as_bytes()).ok()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
-    parse(&raw)
+    parse_response(&raw)
 }
 
-fn parse(raw: &[u8]) -> Option<HttpResponse> {
+/// Parses a whole HTTP/1.1 response read until the connection closed.
+pub fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut body = raw[split + 4..].to_vec();
