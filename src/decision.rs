@@ -65,6 +65,9 @@ pub struct Allow {
     pub headers: RenderedHeaders,
     /// `None` for public rules and anonymous optional access.
     pub identity: Option<Identity>,
+    /// The verified-token cache entry behind this allow, where a door keeps
+    /// what it renders for the token (see [`Verified::rendered`]).
+    pub verified: Option<Arc<Verified>>,
 }
 
 /// The answer.
@@ -228,11 +231,11 @@ impl Authorizer {
         let render = || self.config.identity_headers.render(Some(&identity.claims));
         let headers = match &verified {
             // A cached token's headers are rendered once and shared.
-            Some(v) => match v.rendered.get() {
+            Some(v) => match v.rendered.headers.get() {
                 Some(h) => h.clone(),
                 None => {
                     let h = render()?;
-                    let _ = v.rendered.set(h.clone());
+                    let _ = v.rendered.headers.set(h.clone());
                     h
                 }
             },
@@ -241,6 +244,7 @@ impl Authorizer {
         Ok(Allow {
             headers,
             identity: Some(identity),
+            verified,
         })
     }
 
@@ -248,6 +252,7 @@ impl Authorizer {
         Ok(Allow {
             headers: self.config.identity_headers.render(None)?,
             identity: None,
+            verified: None,
         })
     }
 
@@ -272,7 +277,10 @@ impl Authorizer {
                     return Err(AuthError::Malformed(MalformedKind::NotThreeParts));
                 };
                 trace.provider = Some(Arc::from("session"));
-                Ok((sessions.lookup(token, *source, headers).await?, None))
+                // Boxed: the session path's future is large and rare next to
+                // a cached token's, which stays small (and cheap to move).
+                let lookup = Box::pin(sessions.lookup(token, *source, headers));
+                Ok((lookup.await?, None))
             }
         }
     }
@@ -293,7 +301,8 @@ impl Authorizer {
             self.token_cache.invalidate(&key);
         }
         self.metrics.token_cache_miss.inc();
-        let verified = Arc::new(self.verifier.verify(token).await?);
+        // Boxed for the same reason: a miss may fetch keys over HTTP.
+        let verified = Arc::new(Box::pin(self.verifier.verify(token)).await?);
         self.token_cache.insert(key, verified.clone());
         Ok(verified)
     }

@@ -13,6 +13,9 @@
 
 use std::sync::Arc;
 
+use std::sync::OnceLock;
+
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
@@ -40,6 +43,16 @@ impl Identity {
 pub struct RenderedHeaders {
     pub set: Vec<(HeaderName, HeaderValue)>,
     pub remove: Vec<HeaderName>,
+}
+
+/// What is rendered once per verified token and shared by every later hit
+/// of the verified-token cache: its identity headers and the Envoy door's
+/// encoded allow.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    pub headers: OnceLock<RenderedHeaders>,
+    /// The encoded `CheckResponse` that allows a request with this token.
+    pub grpc_allow: OnceLock<Bytes>,
 }
 
 /// Compiled `identity_headers`.

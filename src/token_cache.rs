@@ -97,9 +97,31 @@ fn map_weight(m: &serde_json::Map<String, Value>) -> usize {
 /// RSS growth with Better Auth-shaped tokens, so `max_memory` bounds the
 /// process's memory, not just the claims.
 fn weigh(_key: &CacheKey, value: &Arc<Verified>) -> u32 {
-    // 320: node and bookkeeping; 256: the rendered identity headers.
-    let total = 576 + alloc(value.identity.provider.len()) + map_weight(&value.identity.claims);
+    let claims = &value.identity.claims;
+    // 320: node and bookkeeping; 256: the rendered identity headers; then
+    // the Envoy door's encoded allow (headers, and the claims again as
+    // dynamic metadata), rendered on the token's first hit there.
+    let total = 576
+        + alloc(value.identity.provider.len())
+        + map_weight(claims)
+        + alloc(256 + encoded_struct_len(claims));
     u32::try_from(total).unwrap_or(u32::MAX)
+}
+
+/// An upper bound of a JSON object's size as a `google.protobuf.Struct`.
+fn encoded_struct_len(m: &serde_json::Map<String, Value>) -> usize {
+    m.iter()
+        .map(|(k, v)| 12 + k.len() + encoded_value_len(v))
+        .sum()
+}
+
+fn encoded_value_len(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 12,
+        Value::String(s) => 6 + s.len(),
+        Value::Array(a) => 6 + a.iter().map(|v| 6 + encoded_value_len(v)).sum::<usize>(),
+        Value::Object(o) => 6 + encoded_struct_len(o),
+    }
 }
 
 pub struct TokenCache {
@@ -184,7 +206,7 @@ mod tests {
                 provider: 0,
                 key_id: 1,
             },
-            rendered: std::sync::OnceLock::new(),
+            rendered: Default::default(),
         })
     }
 

@@ -49,9 +49,9 @@ pub struct Verified {
     pub exp: Option<u64>,
     /// The key that verified it (see [`Verifier::key_present`]).
     pub key: KeyRef,
-    /// Identity headers rendered for this token on its first allow, shared
-    /// by every later hit of the verified-token cache.
-    pub rendered: std::sync::OnceLock<crate::identity::RenderedHeaders>,
+    /// Answers rendered for this token on its first allow, shared by every
+    /// later hit of the verified-token cache.
+    pub rendered: crate::identity::Rendered,
 }
 
 /// A provider's state as readiness and check-config report it.
@@ -561,7 +561,7 @@ impl Verifier {
                             provider: index,
                             key_id,
                         },
-                        rendered: std::sync::OnceLock::new(),
+                        rendered: Default::default(),
                     });
                 }
                 Err(e) => {

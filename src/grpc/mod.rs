@@ -1,16 +1,18 @@
 //! The Envoy door: `envoy.service.auth.v3.Authorization/Check` (the
 //! `ext_authz` filter, Istio's CUSTOM provider) and `grpc.health.v1.Health`.
 //!
-//! [`AuthzService`] turns a `CheckRequest` into a [`CheckInput`] (method,
-//! path, host and headers from `attributes.request.http`, merging the
-//! `headers` map and the `header_map` list that Envoy sends with
-//! `encode_raw_headers`), asks the current [`crate::decision::Authorizer`],
-//! and renders the [`Decision`]: an `OkHttpResponse` that overwrites every
-//! identity header it has a value for and removes every other configured one,
-//! or a `DeniedHttpResponse` with the status, challenge and JSON body of the
-//! one mapping in [`crate::error`]. A deny is always an `Ok(CheckResponse)`;
-//! a request without HTTP attributes is denied with `bad_request`, never
-//! allowed.
+//! [`AuthzService`] turns a `CheckRequest` (decoded by [`wire`], which keeps
+//! only what a decision reads) into a [`CheckInput`] (method, path, host and
+//! headers from `attributes.request.http`, merging the `headers` map and the
+//! `header_map` list that Envoy sends with `encode_raw_headers`), asks the
+//! current [`crate::decision::Authorizer`], and renders the [`Decision`]: an
+//! `OkHttpResponse` that overwrites every identity header it has a value for
+//! and removes every other configured one, or a `DeniedHttpResponse` with
+//! the status, challenge and JSON body of the one mapping in
+//! [`crate::error`]. A deny is always an OK gRPC call carrying a deny
+//! `CheckResponse`; a request without HTTP attributes is denied with
+//! `bad_request`, never allowed. The allow for a token served from the
+//! verified-token cache is encoded once and reused by every later hit.
 //!
 //! [`HealthPublisher`] keeps the gRPC health status in step with
 //! [`AppState::is_ready`] for the empty service name and for the
@@ -19,23 +21,24 @@
 //! This module does not bind sockets or handle signals (see
 //! [`crate::server`]), and does not decide anything itself.
 
+pub mod wire;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue as PbHeader, HeaderValueOption};
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
-    Authorization, AuthorizationServer,
-};
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{
-    CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
+    CheckResponse, DeniedHttpResponse, OkHttpResponse,
 };
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value as PbValue, value::Kind};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -44,8 +47,10 @@ use crate::decision::{Allow, CheckInput, Decision, Door};
 use crate::error::{AuthError, BadRequestKind};
 use crate::server::AppState;
 
+pub use wire::{AuthorizationServer, CheckRequest};
+
 /// The fully-qualified name of the authorization service, as health checks name it.
-pub const AUTHORIZATION_SERVICE: &str = "envoy.service.auth.v3.Authorization";
+pub const AUTHORIZATION_SERVICE: &str = wire::SERVICE_NAME;
 
 /// `google.rpc.Code::OK`.
 const GRPC_OK: i32 = 0;
@@ -67,11 +72,12 @@ impl AuthzService {
         AuthorizationServer::new(self)
     }
 
-    /// Decides one `CheckRequest` (what the gRPC method does, without tonic).
-    pub async fn decide(&self, request: CheckRequest) -> CheckResponse {
+    /// Decides one `CheckRequest` and returns the encoded `CheckResponse`
+    /// (what the gRPC method does, without tonic).
+    pub async fn decide(&self, request: CheckRequest) -> Bytes {
         let authz = self.state.authorizer();
         match check_input(request) {
-            Ok(input) => render(&authz.check(&input).await),
+            Ok(input) => encode(&authz.check(&input).await),
             Err(err) => {
                 authz
                     .metrics()
@@ -83,21 +89,15 @@ impl AuthzService {
                     authz.status = err.http_status(),
                     "decision"
                 );
-                deny(&err)
+                Bytes::from(deny(&err).encode_to_vec())
             }
         }
     }
 }
 
-#[tonic::async_trait]
-impl Authorization for AuthzService {
-    async fn check(
-        &self,
-        request: tonic::Request<CheckRequest>,
-    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            self.decide(request.into_inner()).await,
-        ))
+impl wire::Check for AuthzService {
+    async fn check(&self, request: CheckRequest) -> Bytes {
+        self.decide(request).await
     }
 }
 
@@ -105,8 +105,9 @@ impl Authorization for AuthzService {
 ///
 /// Header names are lower-cased; pseudo-headers (`:path`…) only fill in a
 /// method, path or host that the attributes left empty. A header that is not
-/// valid HTTP is refused as a whole (`bad_request`) rather than dropped, so a
-/// credential can never silently disappear.
+/// valid HTTP, and a method, path or host that is not UTF-8, is refused as a
+/// whole (`bad_request`) rather than dropped, so a credential can never
+/// silently disappear.
 pub fn check_input(request: CheckRequest) -> Result<CheckInput, AuthError> {
     let missing = AuthError::BadRequest(BadRequestKind::MissingAttributes);
     let http = request
@@ -120,30 +121,35 @@ pub fn check_input(request: CheckRequest) -> Result<CheckInput, AuthError> {
     let mut pseudo = Pseudo::default();
     for h in raw_list {
         let value = if h.raw_value.is_empty() {
-            h.value.into_bytes()
+            h.value
         } else {
             h.raw_value
         };
         add_header(&mut headers, &mut pseudo, &h.key, value, true)?;
     }
     let from_list = !headers.is_empty() || pseudo.any();
-    for (k, v) in http.headers {
+    for entry in http.headers {
         // With `encode_raw_headers` Envoy sends the list; the map is then a
         // second view of the same headers and must not double them.
-        add_header(&mut headers, &mut pseudo, &k, v.into_bytes(), !from_list)?;
+        add_header(
+            &mut headers,
+            &mut pseudo,
+            &entry.key,
+            entry.value,
+            !from_list,
+        )?;
     }
 
-    let method = non_empty(http.method).or(pseudo.method);
-    let path = non_empty(http.path).or(pseudo.path);
-    let host = non_empty(http.host).or(pseudo.authority);
+    let method = text(http.method)?.or(pseudo.method);
+    let path = text(http.path)?.or(pseudo.path);
+    let host = text(http.host)?.or(pseudo.authority);
     let (Some(method), Some(path)) = (method, path) else {
         return Err(missing);
     };
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| non_empty(http.id));
+    let request_id = match headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        Some(id) => Some(id.to_owned()),
+        None => text(http.id)?,
+    };
     Ok(CheckInput {
         door: Door::Grpc,
         method,
@@ -171,35 +177,57 @@ impl Pseudo {
 fn add_header(
     headers: &mut HeaderMap,
     pseudo: &mut Pseudo,
-    key: &str,
-    value: Vec<u8>,
+    key: &[u8],
+    value: Bytes,
     always: bool,
 ) -> Result<(), AuthError> {
     let bad = || AuthError::BadRequest(BadRequestKind::ControlCharacter);
-    if let Some(name) = key.strip_prefix(':') {
-        let slot = match name.to_ascii_lowercase().as_str() {
-            "method" => &mut pseudo.method,
-            "path" => &mut pseudo.path,
-            "authority" => &mut pseudo.authority,
-            _ => return Ok(()),
+    if let Some(name) = key.strip_prefix(b":") {
+        let slot = if name.eq_ignore_ascii_case(b"method") {
+            &mut pseudo.method
+        } else if name.eq_ignore_ascii_case(b"path") {
+            &mut pseudo.path
+        } else if name.eq_ignore_ascii_case(b"authority") {
+            &mut pseudo.authority
+        } else {
+            return Ok(());
         };
         if slot.is_none() {
-            *slot = Some(String::from_utf8(value).map_err(|_| bad())?);
+            *slot = text(value)?;
         }
         return Ok(());
     }
     // `from_bytes` lower-cases and refuses what is not a token.
-    let name = HeaderName::from_bytes(key.as_bytes()).map_err(|_| bad())?;
+    let name = HeaderName::from_bytes(key).map_err(|_| bad())?;
     if !always && headers.contains_key(&name) {
         return Ok(());
     }
-    let value = HeaderValue::from_bytes(&value).map_err(|_| bad())?;
+    // Shares the received frame's bytes; refuses CR, LF, NUL and the like.
+    let value = HeaderValue::from_maybe_shared(value).map_err(|_| bad())?;
     headers.append(name, value);
     Ok(())
 }
 
-fn non_empty(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
+/// A text field: `None` when empty, `bad_request` when not UTF-8.
+fn text(bytes: Bytes) -> Result<Option<String>, AuthError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    String::from_utf8(Vec::from(bytes))
+        .map(Some)
+        .map_err(|_| AuthError::BadRequest(BadRequestKind::ControlCharacter))
+}
+
+/// The encoded `CheckResponse` for a decision. The allow for a token from
+/// the verified-token cache is encoded on its first hit and shared after.
+pub fn encode(decision: &Decision) -> Bytes {
+    let encode_now = || Bytes::from(render(decision).encode_to_vec());
+    match decision {
+        Decision::Allow(Allow {
+            verified: Some(v), ..
+        }) => v.rendered.grpc_allow.get_or_init(encode_now).clone(),
+        _ => encode_now(),
+    }
 }
 
 /// Renders a decision as Envoy expects it.
@@ -424,11 +452,14 @@ impl HealthPublisher {
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::HeaderMap as PbHeaderMap;
-    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    use envoy_types::pb::envoy::service::auth::v3::{
+        AttributeContext, CheckRequest as PbCheckRequest,
+    };
 
+    /// What gatehouse decodes when Envoy sends `http`.
     fn request(http: HttpRequest) -> CheckRequest {
-        CheckRequest {
+        let full = PbCheckRequest {
             attributes: Some(AttributeContext {
                 request: Some(Request {
                     http: Some(http),
@@ -436,7 +467,8 @@ mod tests {
                 }),
                 ..Default::default()
             }),
-        }
+        };
+        CheckRequest::decode(full.encode_to_vec().as_slice()).unwrap()
     }
 
     fn raw(key: &str, value: &[u8]) -> PbHeader {
@@ -497,10 +529,7 @@ mod tests {
     #[test]
     fn unusable_requests_are_bad_requests() {
         let missing = AuthError::BadRequest(BadRequestKind::MissingAttributes);
-        assert_eq!(
-            check_input(CheckRequest { attributes: None }).unwrap_err(),
-            missing
-        );
+        assert_eq!(check_input(CheckRequest::default()).unwrap_err(), missing);
         let no_path = HttpRequest {
             method: "GET".into(),
             ..Default::default()
@@ -560,6 +589,7 @@ mod tests {
                 provider: "p".into(),
                 claims: Arc::new(claims),
             }),
+            verified: None,
         };
         let resp = render(&Decision::Allow(allow));
         assert_eq!(resp.status.as_ref().unwrap().code, 0);
@@ -591,5 +621,64 @@ mod tests {
             claims.fields["o"].kind,
             Some(Kind::StructValue(_))
         ));
+    }
+
+    #[test]
+    fn a_cached_tokens_allow_is_encoded_once_and_decodes_as_rendered() {
+        use crate::identity::{Identity, RenderedHeaders};
+        use crate::verify::{KeyRef, Verified};
+        let identity = Identity {
+            provider: "p".into(),
+            claims: Arc::new(serde_json::from_str(r#"{"sub":"u1"}"#).unwrap()),
+        };
+        let verified = Arc::new(Verified {
+            identity: identity.clone(),
+            exp: None,
+            key: KeyRef {
+                provider: 0,
+                key_id: 0,
+            },
+            rendered: Default::default(),
+        });
+        let allow = |headers: RenderedHeaders| {
+            Decision::Allow(Allow {
+                headers,
+                identity: Some(identity.clone()),
+                verified: Some(verified.clone()),
+            })
+        };
+        let first_headers = RenderedHeaders {
+            set: vec![(
+                HeaderName::from_static("x-user-id"),
+                HeaderValue::from_static("u1"),
+            )],
+            remove: Vec::new(),
+        };
+        let first = encode(&allow(first_headers.clone()));
+        assert_eq!(
+            CheckResponse::decode(first.clone()).unwrap(),
+            render(&allow(first_headers))
+        );
+        // A later hit gets the same bytes, not a new encoding.
+        let again = encode(&allow(RenderedHeaders::default()));
+        assert_eq!(again.as_ptr(), first.as_ptr());
+        // A deny is never taken from the token's memo.
+        let denied = encode(&Decision::Deny(AuthError::Expired));
+        assert_eq!(
+            CheckResponse::decode(denied).unwrap(),
+            deny(&AuthError::Expired)
+        );
+    }
+
+    #[test]
+    fn text_fields_must_be_utf8() {
+        let http = HttpRequest {
+            method: "GET".into(),
+            header_map: Some(PbHeaderMap {
+                headers: vec![raw(":path", &[b'/', 0xff])],
+            }),
+            ..Default::default()
+        };
+        assert_eq!(check_input(request(http)).unwrap_err().http_status(), 400);
     }
 }

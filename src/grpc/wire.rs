@@ -1,0 +1,294 @@
+//! The bytes of the Envoy door: what gatehouse reads of a `CheckRequest`
+//! and how an answer already encoded goes back out.
+//!
+//! [`CheckRequest`] is a subset of `envoy.service.auth.v3.CheckRequest`
+//! with the same field numbers: only `attributes.request.http`'s id,
+//! method, path, host, `headers` and `header_map`. Every other field (peer
+//! addresses, certificates, context extensions, metadata, body) is skipped
+//! on the wire without being built. Text fields are kept as [`Bytes`]
+//! slices of the received frame, so decoding copies no header; they are
+//! checked where they are used (header names and values by `http`,
+//! method/path/host as UTF-8).
+//!
+//! Answers are full `envoy.service.auth.v3.CheckResponse` messages, built
+//! with `envoy-types` and encoded by the caller; [`AuthzCodec`] writes those
+//! bytes as they are, so a cached token's allow is encoded once, not once
+//! per request. [`AuthorizationServer`] is the tonic service for
+//! `envoy.service.auth.v3.Authorization/Check` over this codec.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{BufMut, Bytes};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{Body, StdError};
+use tonic::server::NamedService;
+
+/// `envoy.service.auth.v3.CheckRequest`, the fields gatehouse reads.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CheckRequest {
+    #[prost(message, optional, tag = "1")]
+    pub attributes: Option<AttributeContext>,
+}
+
+/// `envoy.service.auth.v3.AttributeContext` (only `request`, field 4).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AttributeContext {
+    #[prost(message, optional, tag = "4")]
+    pub request: Option<Request>,
+}
+
+/// `AttributeContext.Request` (only `http`, field 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Request {
+    #[prost(message, optional, tag = "2")]
+    pub http: Option<HttpRequest>,
+}
+
+/// `AttributeContext.HttpRequest`: id, method, headers, path, host and the
+/// raw header list.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HttpRequest {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub id: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub method: Bytes,
+    /// `map<string, string> headers`: on the wire a map is a list of
+    /// key/value entries, read here in the order sent.
+    #[prost(message, repeated, tag = "3")]
+    pub headers: Vec<MapEntry>,
+    #[prost(bytes = "bytes", tag = "4")]
+    pub path: Bytes,
+    #[prost(bytes = "bytes", tag = "5")]
+    pub host: Bytes,
+    /// What Envoy sends instead of `headers` with `encode_raw_headers`.
+    #[prost(message, optional, tag = "13")]
+    pub header_map: Option<HeaderMap>,
+}
+
+/// One entry of a `map<string, string>`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MapEntry {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub key: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: Bytes,
+}
+
+/// `envoy.config.core.v3.HeaderMap`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HeaderMap {
+    #[prost(message, repeated, tag = "1")]
+    pub headers: Vec<HeaderValue>,
+}
+
+/// `envoy.config.core.v3.HeaderValue`: `value` (text) or `raw_value` (bytes).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HeaderValue {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub key: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: Bytes,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub raw_value: Bytes,
+}
+
+/// Decodes [`CheckRequest`]s and writes encoded `CheckResponse`s as is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthzCodec;
+
+impl Codec for AuthzCodec {
+    type Encode = Bytes;
+    type Decode = CheckRequest;
+    type Encoder = EncodedWriter;
+    type Decoder = RequestReader;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        EncodedWriter
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RequestReader
+    }
+}
+
+/// Copies an encoded message into the frame.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedWriter;
+
+impl Encoder for EncodedWriter {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+/// Decodes a [`CheckRequest`] from the frame.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestReader;
+
+impl Decoder for RequestReader {
+    type Item = CheckRequest;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<CheckRequest>, tonic::Status> {
+        <CheckRequest as prost::Message>::decode(src)
+            .map(Some)
+            .map_err(|_| tonic::Status::invalid_argument("malformed CheckRequest"))
+    }
+}
+
+/// What answers one `Check`: a request in, an encoded `CheckResponse` out.
+pub trait Check: Send + Sync + 'static {
+    fn check(&self, request: CheckRequest) -> impl Future<Output = Bytes> + Send;
+}
+
+/// The fully-qualified name of the authorization service.
+pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
+
+/// The tonic service for `envoy.service.auth.v3.Authorization`.
+#[derive(Debug)]
+pub struct AuthorizationServer<T> {
+    inner: Arc<T>,
+}
+
+impl<T> AuthorizationServer<T> {
+    pub fn new(inner: T) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
+impl<T> Clone for AuthorizationServer<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T> NamedService for AuthorizationServer<T> {
+    const NAME: &'static str = SERVICE_NAME;
+}
+
+type BoxFuture<O> = Pin<Box<dyn Future<Output = O> + Send + 'static>>;
+
+/// The unary `Check` method over [`AuthzCodec`].
+struct CheckMethod<T>(Arc<T>);
+
+impl<T: Check> tower::Service<tonic::Request<CheckRequest>> for CheckMethod<T> {
+    type Response = tonic::Response<Bytes>;
+    type Error = tonic::Status;
+    type Future = BoxFuture<Result<tonic::Response<Bytes>, tonic::Status>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), tonic::Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: tonic::Request<CheckRequest>) -> Self::Future {
+        let inner = self.0.clone();
+        Box::pin(async move {
+            let answer = inner.check(request.into_inner()).await;
+            Ok(tonic::Response::new(answer))
+        })
+    }
+}
+
+impl<T, B> tower::Service<http::Request<B>> for AuthorizationServer<T>
+where
+    T: Check,
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() == "/envoy.service.auth.v3.Authorization/Check" {
+            let method = CheckMethod(self.inner.clone());
+            Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(AuthzCodec);
+                Ok(grpc.unary(method, request).await)
+            })
+        } else {
+            Box::pin(async move { Ok(tonic::Status::unimplemented("").into_http()) })
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::{
+        HeaderMap as PbHeaderMap, HeaderValue as PbHeader,
+    };
+    use envoy_types::pb::envoy::service::auth::v3 as pb;
+    use prost::Message;
+
+    #[test]
+    fn reads_what_envoy_sends_and_skips_the_rest() {
+        let full = pb::CheckRequest {
+            attributes: Some(pb::AttributeContext {
+                source: Some(pb::attribute_context::Peer {
+                    principal: "spiffe://x".into(),
+                    ..Default::default()
+                }),
+                context_extensions: [("k".to_owned(), "v".to_owned())].into(),
+                request: Some(pb::attribute_context::Request {
+                    http: Some(pb::attribute_context::HttpRequest {
+                        id: "rid".into(),
+                        method: "POST".into(),
+                        headers: [("a".to_owned(), "1".to_owned())].into(),
+                        path: "/p?q".into(),
+                        host: "h".into(),
+                        scheme: "https".into(),
+                        body: "ignored".into(),
+                        header_map: Some(PbHeaderMap {
+                            headers: vec![PbHeader {
+                                key: "b".into(),
+                                value: String::new(),
+                                raw_value: vec![0xff, b'x'],
+                            }],
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        };
+        let bytes = full.encode_to_vec();
+        let lean = CheckRequest::decode(bytes.as_slice()).unwrap();
+        let http = lean.attributes.unwrap().request.unwrap().http.unwrap();
+        assert_eq!(&http.id[..], b"rid");
+        assert_eq!(&http.method[..], b"POST");
+        assert_eq!(&http.path[..], b"/p?q");
+        assert_eq!(&http.host[..], b"h");
+        assert_eq!(http.headers.len(), 1);
+        assert_eq!(
+            (&http.headers[0].key[..], &http.headers[0].value[..]),
+            (&b"a"[..], &b"1"[..])
+        );
+        let list = http.header_map.unwrap().headers;
+        assert_eq!(&list[0].key[..], b"b");
+        assert_eq!(&list[0].raw_value[..], &[0xff, b'x']);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_request() {
+        assert!(CheckRequest::decode(&[0x0a, 0x05, 0x01][..]).is_err());
+    }
+}
