@@ -6,11 +6,18 @@
 //! The cache does not know about keys: the caller checks
 //! [`crate::verify::Verifier::key_present`] on a hit, so a removed key stops
 //! counting at once. Tokens without `exp` are not cached.
+//!
+//! Built on `quick_cache`: a lookup is one probe of a sharded hash table
+//! with no bookkeeping queue, which is what a per-request cache needs. It
+//! has no timers, so an entry past its `exp` is refused and dropped when it
+//! is next looked up, and until then counts against the bound like any
+//! other entry (eviction prefers entries that are not being hit).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use moka::sync::Cache;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -39,26 +46,26 @@ impl std::fmt::Debug for TokenKey {
     }
 }
 
-type CacheKey = TokenKey;
-
-/// Per-entry expiry at the token's `exp`.
-struct ExpireAtExp;
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-impl moka::Expiry<CacheKey, Arc<Verified>> for ExpireAtExp {
-    fn expire_after_create(
-        &self,
-        _key: &CacheKey,
-        value: &Arc<Verified>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        let exp = value.exp.unwrap_or(0);
-        Some(Duration::from_secs(exp.saturating_sub(unix_now())))
+/// A cached verification and its weight, computed once at insertion.
+#[derive(Clone)]
+struct Entry {
+    verified: Arc<Verified>,
+    weight: u32,
+}
+
+/// Reads an entry's stored weight (the cache asks while evicting).
+#[derive(Clone)]
+struct EntryWeight;
+
+impl Weighter<TokenKey, Entry> for EntryWeight {
+    fn weight(&self, _key: &TokenKey, entry: &Entry) -> u64 {
+        u64::from(entry.weight)
     }
 }
 
@@ -92,11 +99,14 @@ fn map_weight(m: &serde_json::Map<String, Value>) -> usize {
     64 + entries + entries / 4
 }
 
+/// What a Better Auth-shaped token weighs, for sizing the table up front.
+const TYPICAL_WEIGHT: u64 = 2048;
+
 /// Estimated bytes one cached entry keeps alive: the cache's own node and
 /// bookkeeping, the shared `Verified` and its claims. Calibrated against
 /// RSS growth with Better Auth-shaped tokens, so `max_memory` bounds the
 /// process's memory, not just the claims.
-fn weigh(_key: &CacheKey, value: &Arc<Verified>) -> u32 {
+fn weigh(value: &Verified) -> u32 {
     let claims = &value.identity.claims;
     // 320: node and bookkeeping; 256: the rendered identity headers; then
     // the Envoy door's encoded allow (headers, and the claims again as
@@ -126,7 +136,7 @@ fn encoded_value_len(v: &Value) -> usize {
 
 pub struct TokenCache {
     /// `None` when disabled (`max_bytes == 0`).
-    inner: Option<Cache<CacheKey, Arc<Verified>>>,
+    inner: Option<Cache<TokenKey, Entry, EntryWeight>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -141,11 +151,11 @@ impl TokenCache {
     /// `max_bytes == 0` disables caching.
     pub fn new(max_bytes: u64) -> Self {
         let inner = (max_bytes > 0).then(|| {
-            Cache::builder()
-                .max_capacity(max_bytes)
-                .weigher(weigh)
-                .expire_after(ExpireAtExp)
-                .build()
+            // Sized for entries of a typical weight; the bound is the bytes.
+            let items = usize::try_from(max_bytes / TYPICAL_WEIGHT)
+                .unwrap_or(usize::MAX)
+                .clamp(64, 1 << 20);
+            Cache::with_weighter(items, max_bytes, EntryWeight)
         });
         Self { inner }
     }
@@ -154,9 +164,12 @@ impl TokenCache {
     pub fn get(&self, key: &TokenKey, now: u64) -> Option<Arc<Verified>> {
         let cache = self.inner.as_ref()?;
         let hit = cache.get(key)?;
-        match hit.exp {
-            Some(exp) if exp > now => Some(hit),
-            _ => None,
+        match hit.verified.exp {
+            Some(exp) if exp > now => Some(hit.verified),
+            _ => {
+                cache.remove(key);
+                None
+            }
         }
     }
 
@@ -166,7 +179,10 @@ impl TokenCache {
             return;
         };
         match verified.exp {
-            Some(exp) if exp > unix_now() => cache.insert(key, verified),
+            Some(exp) if exp > unix_now() => {
+                let weight = weigh(&verified);
+                cache.insert(key, Entry { verified, weight });
+            }
             _ => {}
         }
     }
@@ -174,16 +190,13 @@ impl TokenCache {
     /// Drops an entry (its key left the set).
     pub fn invalidate(&self, key: &TokenKey) {
         if let Some(cache) = &self.inner {
-            cache.invalidate(key);
+            cache.remove(key);
         }
     }
 
     /// Entries currently held (approximate; for tests and metrics).
     pub fn entry_count(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |c| {
-            c.run_pending_tasks();
-            c.entry_count()
-        })
+        self.inner.as_ref().map_or(0, |c| c.len() as u64)
     }
 }
 
