@@ -38,6 +38,7 @@ LABELS = {
     ("rate", "noop_half"): "no-op Check server",
     ("rate", "gatehouse_warm_half"): "gatehouse, warm cache",
     ("nginx", "ceiling"): "nginx → internal location answering 200 (ceiling)",
+    ("nginx", "noop_rotating"): "nginx → no-op HTTP authorizer (empty 200, same axum/hyper stack)",
     ("nginx", "gatehouse_rotating"): "**nginx → gatehouse, rotating (warm cache)**",
     ("nginx", "python_rotating"): "nginx → FastAPI + PyJWT PyJWKClient (uvicorn)",
     ("session", "jwt_warm"): "JWT, warm token cache (rotating JWTs, same gatehouse and door as the next row)",
@@ -272,6 +273,7 @@ def render(run_dirs):
     if nginx:
         ceiling = rps("nginx", "ceiling")
         python = rps("nginx", "python_rotating")
+        noop = rps("nginx", "noop_rotating")
         out.append(f"### Through nginx `auth_request` (wrk, 1 thread, {meta.get('conns', '?')} connections, 1 worker)")
         out.append("")
         body = []
@@ -281,14 +283,17 @@ def render(run_dirs):
                 LABELS.get(key, key[1]),
                 fmt_int(v["rps"]) + spread(v),
                 ratio(v["rps"], ceiling),
+                ratio(v["rps"], noop),
                 ratio(v["rps"], python),
                 fmt_us(v["p50"]),
                 fmt_us(v["p99"]),
+                fmt_cpu(v["envoy_cpu"]),
                 fmt_cpu(v["authz_cpu"]),
                 v["non_ok"],
             ])
         out.append(table(
-            ["setup", "req/s", "÷ ceiling", "÷ Python", "p50", "p99", "authorizer CPU µs/req", "non-2xx"],
+            ["setup", "req/s", "÷ ceiling", "÷ no-op", "÷ Python", "p50", "p99", "nginx CPU µs/req",
+             "authorizer CPU µs/req", "non-2xx"],
             body,
         ))
         out.append("")
@@ -396,6 +401,10 @@ def render(run_dirs):
         python = rps("nginx", "python_rotating")
         g.append(["nginx→gatehouse ≥ 0.8× the ceiling", ratio(gh_ng, ceiling),
                   goal(None if ceiling is None else gh_ng >= 0.8 * ceiling)])
+        noop_ng = rps("nginx", "noop_rotating")
+        if noop_ng is not None and ceiling:
+            g.append(["(for scale) nginx→no-op HTTP authorizer ÷ the ceiling", ratio(noop_ng, ceiling), "–"])
+            g.append(["(for scale) nginx→gatehouse ÷ nginx→no-op HTTP authorizer", ratio(gh_ng, noop_ng), "–"])
         g.append(["nginx→gatehouse ≥ 20× the Python verifier", ratio(gh_ng, python),
                   goal(None if python is None else gh_ng >= 20 * python)])
     jwt = get("session", "jwt_warm")

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! noop_authz --addr 127.0.0.1:9101                       # always OK: the transport limit
+//! noop_authz --addr 127.0.0.1:9101 --http 127.0.0.1:9103  # … and 200 to every HTTP request
 //! noop_authz --addr 127.0.0.1:9102 --verify-jwks jwks.json \
 //!     --issuer URL --audience AUD                         # verifies every EdDSA token, no cache
 //! ```
@@ -12,6 +13,10 @@
 //! no rules, no identity headers beyond `x-user-id`): the ceiling for a
 //! verifier that cannot skip the signature check. Neither is a product; they
 //! exist to put gatehouse's numbers next to something.
+//!
+//! `--http` adds the same no-op for nginx's `auth_request`: every request
+//! gets an empty 200, served by the same stack as gatehouse's HTTP door
+//! (axum on hyper), so the difference to gatehouse is the decision.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -22,6 +27,7 @@ use envoy_types::ext_authz::v3::pb::{
     HeaderValueOption, HttpResponse, OkHttpResponse,
 };
 use envoy_types::ext_authz::v3::{CheckRequestExt, CheckResponseExt};
+use axum::serve::ListenerExt;
 use tonic::{Request, Response, Status};
 
 /// How each `Check` is answered.
@@ -126,6 +132,7 @@ fn verify(
 struct Args {
     addr: SocketAddr,
     jwks: Option<String>,
+    http: Option<SocketAddr>,
     issuer: String,
     audience: String,
 }
@@ -133,6 +140,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut addr = None;
     let mut jwks = None;
+    let mut http = None;
     let mut issuer = "http://127.0.0.1:3000".to_owned();
     let mut audience = "http://127.0.0.1:3000".to_owned();
     let mut it = std::env::args().skip(1);
@@ -141,6 +149,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--addr" => addr = Some(value()?.parse().map_err(|e| format!("--addr: {e}"))?),
             "--verify-jwks" => jwks = Some(value()?),
+            "--http" => http = Some(value()?.parse().map_err(|e| format!("--http: {e}"))?),
             "--issuer" => issuer = value()?,
             "--audience" => audience = value()?,
             other => return Err(format!("unknown argument {other}")),
@@ -149,6 +158,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         addr: addr.ok_or("--addr is required")?,
         jwks,
+        http,
         issuer,
         audience,
     })
@@ -196,18 +206,33 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = runtime.block_on(async {
+    let served: Result<(), Box<dyn std::error::Error>> = runtime.block_on(async {
         let kind = match &*mode {
             Mode::Noop => "noop",
             Mode::Verify { .. } => "verify",
         };
         eprintln!("noop_authz ({kind}) listening on {}", args.addr);
+        if let Some(addr) = args.http {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            eprintln!("noop_authz (http) listening on {addr}");
+            let router = axum::Router::new().fallback(|| async { http::StatusCode::OK });
+            // As gatehouse's HTTP listener: no Nagle delay on answers.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    eprintln!("noop_authz (http): {e}");
+                }
+            });
+        }
         tonic::transport::Server::builder()
             .add_service(AuthorizationServer::new(Server { mode }))
             .serve_with_shutdown(args.addr, async {
                 let _ = tokio::signal::ctrl_c().await;
             })
-            .await
+            .await?;
+        Ok(())
     });
     match served {
         Ok(()) => ExitCode::SUCCESS,
