@@ -6,7 +6,7 @@
 //! Every request walks the same line, whichever door it came through:
 //!
 //! - [`grpc`] / [`http`]: the doors. Build a [`decision::CheckInput`], render
-//!   a [`decision::Decision`].
+//!   a [`decision::Decision`] ([`grpc::wire`]: the bytes of Envoy's `Check`).
 //! - [`policy`]: path normalization and the compiled rule set.
 //! - [`extract`]: token sources → one credential.
 //! - [`token_cache`], [`verify`], [`jwks`]: verified-token cache, signature
