@@ -22,12 +22,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse, HeaderValue,
     HeaderValueOption, HttpResponse, OkHttpResponse,
 };
 use envoy_types::ext_authz::v3::{CheckRequestExt, CheckResponseExt};
-use axum::serve::ListenerExt;
 use tonic::{Request, Response, Status};
 
 /// How each `Check` is answered.
