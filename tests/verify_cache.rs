@@ -40,12 +40,14 @@ async fn cached_verification_follows_its_key() {
     let mut other = token.clone();
     other.push('A');
     assert!(cache.get(&TokenKey::of(&other), now()).is_none());
-    // Not past exp.
+    // Not past exp; an expired entry is dropped when it is looked up.
     assert!(
         cache
             .get(&TokenKey::of(&token), verified.exp.unwrap())
             .is_none()
     );
+    assert!(cache.get(&TokenKey::of(&token), now()).is_none());
+    cache.insert(TokenKey::of(&token), verified.clone());
 
     // Rotate the key away: the cached entry stops counting.
     let k2 = TestKey::generate("EdDSA", "k2");
