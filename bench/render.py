@@ -97,6 +97,8 @@ def load(run_dirs):
         kinds = list(dict.fromkeys(r["kind"] for r in more))
         rows = [r for r in rows if r["kind"] not in kinds] + more
         lookups = [r for r in lookups if r["kind"] not in kinds] + more_lookups
+        if "rate" in kinds and "rate" in more_meta:
+            meta["rate"] = more_meta["rate"]  # the pacing belongs to the run that measured it
         others.append((run_dir.name, more_meta, kinds))
     return rows, lookups, meta, others
 
