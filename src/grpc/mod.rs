@@ -89,7 +89,7 @@ impl AuthzService {
                     authz.status = err.http_status(),
                     "decision"
                 );
-                Bytes::from(deny(&err).encode_to_vec())
+                encode(&Decision::Deny(err))
             }
         }
     }
