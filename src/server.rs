@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::serve::ListenerExt;
+use futures_util::TryStreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,6 +35,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::config::{Config, ConfigError};
 use crate::decision::Authorizer;
+use crate::grpc::wire::WholeWrites;
 use crate::grpc::{AuthzService, HealthPublisher};
 use crate::telemetry::Metrics;
 use crate::tls::{Door, TlsAcceptors, TlsListener};
@@ -316,13 +318,14 @@ pub async fn run(
             Door::Grpc,
             stop_accepting.clone(),
         );
-        let server = grpc_builder.serve_with_incoming_shutdown(
-            crate::tls::incoming(ready),
-            stop_accepting.clone().cancelled_owned(),
-        );
+        let incoming = crate::tls::incoming(ready).map_ok(WholeWrites);
+        let server = grpc_builder
+            .serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned());
         tracker.spawn(ending(server, stop_accepting.clone()))
     } else {
-        let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
+        let incoming = TcpIncoming::from(grpc)
+            .with_nodelay(Some(true))
+            .map_ok(WholeWrites);
         let server = grpc_builder
             .serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned());
         tracker.spawn(ending(server, stop_accepting.clone()))

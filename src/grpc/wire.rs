@@ -15,6 +15,15 @@
 //! bytes as they are, so a cached token's allow is encoded once, not once
 //! per request. [`AuthorizationServer`] is the tonic service for
 //! `envoy.service.auth.v3.Authorization/Check` over this codec.
+//!
+//! [`WholeWrites`] wraps each accepted connection so that an answer goes
+//! out in one write. The HTTP/2 layer sends a DATA payload over 256 bytes
+//! from its own buffer when the socket takes vectored writes, and then
+//! flushes before it can queue the next frame, so an allow (about 500
+//! bytes with its claims) cost two `writev` calls, the second for the
+//! 10-byte trailers. Without vectored writes payloads up to 1 KiB are
+//! copied into the frame buffer, and an answer, or a batch of answers
+//! under load, leaves in a single write.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,9 +32,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, StdError};
 use tonic::server::NamedService;
+use tonic::transport::server::Connected;
 
 /// `envoy.service.auth.v3.CheckRequest`, the fields gatehouse reads.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -228,12 +239,58 @@ where
     }
 }
 
+/// A connection of the Envoy door that reports no vectored writes, so the
+/// HTTP/2 layer copies an answer's frames into one buffer and sends them
+/// with one write (see the module docs).
+#[derive(Debug)]
+pub struct WholeWrites<T>(pub T);
+
+impl<T: AsyncRead + Unpin> AsyncRead for WholeWrites<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WholeWrites<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        false
+    }
+}
+
+impl<T: Connected> Connected for WholeWrites<T> {
+    type ConnectInfo = T::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.0.connect_info()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::{
-        HeaderMap as PbHeaderMap, HeaderValue as PbHeader,
+        HeaderMap as PbHeaderMap, HeaderValue as PbHeader, HeaderValueOption,
     };
     use envoy_types::pb::envoy::service::auth::v3 as pb;
     use prost::Message;
@@ -285,6 +342,144 @@ mod tests {
         let list = http.header_map.unwrap().headers;
         assert_eq!(&list[0].key[..], b"b");
         assert_eq!(&list[0].raw_value[..], &[0xff, b'x']);
+    }
+
+    /// Counts the writes that reach the socket.
+    struct CountWrites {
+        tcp: tokio::net::TcpStream,
+        writes: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl CountWrites {
+        fn count<T>(&self, done: &Poll<std::io::Result<T>>) {
+            if matches!(done, Poll::Ready(Ok(_))) {
+                self.writes
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+
+    impl AsyncRead for CountWrites {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.tcp).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for CountWrites {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let done = Pin::new(&mut self.tcp).poll_write(cx, buf);
+            self.count(&done);
+            done
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let done = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+            self.count(&done);
+            done
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.tcp.is_write_vectored()
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.tcp).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.tcp).poll_shutdown(cx)
+        }
+    }
+
+    impl Connected for CountWrites {
+        type ConnectInfo = ();
+        fn connect_info(&self) {}
+    }
+
+    /// Answers every `Check` with an allow of about 600 bytes, the size of
+    /// a real one with claims.
+    struct LargeAllow(Bytes);
+
+    impl Check for LargeAllow {
+        async fn check(&self, _request: CheckRequest) -> Bytes {
+            self.0.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_256_bytes_leaves_in_one_write() {
+        let header = |i: usize| HeaderValueOption {
+            header: Some(PbHeader {
+                key: format!("x-claim-{i}"),
+                value: "v".repeat(50),
+                raw_value: Vec::new(),
+            }),
+            ..Default::default()
+        };
+        let answer = pb::CheckResponse {
+            status: Some(envoy_types::pb::google::rpc::Status::default()),
+            http_response: Some(pb::check_response::HttpResponse::OkResponse(
+                pb::OkHttpResponse {
+                    headers: (0..10).map(header).collect(),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        };
+        let encoded = Bytes::from(answer.encode_to_vec());
+        assert!(encoded.len() > 512, "{}", encoded.len());
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = writes.clone();
+        let incoming = futures_util::stream::unfold(listener, move |listener| {
+            let writes = counter.clone();
+            async move {
+                let accepted = listener.accept().await.map(|(tcp, _)| {
+                    tcp.set_nodelay(true).unwrap();
+                    WholeWrites(CountWrites { tcp, writes })
+                });
+                Some((accepted, listener))
+            }
+        });
+        let server = tonic::transport::Server::builder()
+            .add_service(AuthorizationServer::new(LargeAllow(encoded.clone())))
+            .serve_with_incoming(incoming);
+        let server = tokio::spawn(server);
+
+        let mut client =
+            pb::authorization_client::AuthorizationClient::connect(format!("http://{addr}"))
+                .await
+                .unwrap();
+        // The first call also settles the connection (SETTINGS, acks).
+        let first = client.check(pb::CheckRequest::default()).await.unwrap();
+        assert_eq!(first.into_inner(), answer);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        for _ in 0..5 {
+            let before = writes.load(std::sync::atomic::Ordering::SeqCst);
+            let got = client.check(pb::CheckRequest::default()).await.unwrap();
+            assert_eq!(got.into_inner(), answer);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let after = writes.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(after - before, 1, "writes for one answer");
+        }
+        server.abort();
     }
 
     #[test]
