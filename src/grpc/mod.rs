@@ -221,7 +221,17 @@ fn text(bytes: Bytes) -> Result<Option<String>, AuthError> {
 /// The encoded `CheckResponse` for a decision. The allow for a token from
 /// the verified-token cache is encoded on its first hit and shared after.
 pub fn encode(decision: &Decision) -> Bytes {
-    let encode_now = || Bytes::from(render(decision).encode_to_vec());
+    let encode_now = || match decision {
+        Decision::Allow(allow) => wire::encode_allow(
+            &allow.headers.set,
+            &allow.headers.remove,
+            allow
+                .identity
+                .as_ref()
+                .map(|id| (&*id.provider, &*id.claims)),
+        ),
+        Decision::Deny(err) => Bytes::from(deny(err).encode_to_vec()),
+    };
     match decision {
         Decision::Allow(Allow {
             verified: Some(v), ..
@@ -230,7 +240,8 @@ pub fn encode(decision: &Decision) -> Bytes {
     }
 }
 
-/// Renders a decision as Envoy expects it.
+/// Renders a decision as Envoy expects it, as a message; [`encode`]
+/// writes the same answer without building it.
 pub fn render(decision: &Decision) -> CheckResponse {
     match decision {
         Decision::Allow(allow) => allow_response(allow),
@@ -668,6 +679,80 @@ mod tests {
             CheckResponse::decode(denied).unwrap(),
             deny(&AuthError::Expired)
         );
+    }
+
+    fn json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+            ".{0,40}".prop_map(serde_json::Value::from),
+            // Long enough for two-byte length prefixes.
+            "[a-z]{100,300}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(".{0,12}", inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The allow written without building the message decodes to exactly
+        /// the message `render` builds, for any claims and headers.
+        #[test]
+        fn a_written_allow_decodes_as_rendered(
+            claims in proptest::collection::btree_map(".{0,12}", json(), 0..10),
+            sub in proptest::option::of(".{0,20}"),
+            provider in ".{0,20}",
+            set in proptest::collection::vec(
+                ("x-[a-z]{1,20}", proptest::collection::vec(
+                    proptest::prop_oneof![0x20u8..0x7f, 0x80u8..=0xff], 0..200)),
+                0..5,
+            ),
+            remove in proptest::collection::vec("x-[a-z]{1,20}", 0..5),
+            with_identity: bool,
+        ) {
+            use crate::identity::{Identity, RenderedHeaders};
+            let mut claims: serde_json::Map<String, serde_json::Value> =
+                claims.into_iter().collect();
+            if let Some(sub) = sub {
+                claims.insert("sub".into(), sub.into());
+            }
+            let allow = Decision::Allow(Allow {
+                headers: RenderedHeaders {
+                    set: set
+                        .iter()
+                        .map(|(n, v)| {
+                            (
+                                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                                HeaderValue::from_bytes(v).unwrap(),
+                            )
+                        })
+                        .collect(),
+                    remove: remove
+                        .iter()
+                        .map(|n| HeaderName::from_bytes(n.as_bytes()).unwrap())
+                        .collect(),
+                },
+                identity: with_identity.then(|| Identity {
+                    provider: provider.as_str().into(),
+                    claims: Arc::new(claims),
+                }),
+                verified: None,
+            });
+            let written = encode(&allow);
+            proptest::prop_assert_eq!(
+                CheckResponse::decode(written.clone()).unwrap(),
+                render(&allow)
+            );
+        }
     }
 
     #[test]

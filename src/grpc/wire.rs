@@ -10,10 +10,12 @@
 //! checked where they are used (header names and values by `http`,
 //! method/path/host as UTF-8).
 //!
-//! Answers are full `envoy.service.auth.v3.CheckResponse` messages, built
-//! with `envoy-types` and encoded by the caller; [`AuthzCodec`] writes those
-//! bytes as they are, so a cached token's allow is encoded once, not once
-//! per request. [`AuthorizationServer`] is the tonic service for
+//! Answers are full `envoy.service.auth.v3.CheckResponse` messages.
+//! Denials are built with `envoy-types` and encoded by the caller; an allow
+//! is written by [`encode_allow`] straight from the identity headers and
+//! the claims' JSON, without building the intermediate `Struct` of the
+//! claims. [`AuthzCodec`] writes those bytes as they are, so a cached
+//! token's allow is encoded once, not once per request. [`AuthorizationServer`] is the tonic service for
 //! `envoy.service.auth.v3.Authorization/Check` over this codec.
 //!
 //! [`WholeWrites`] wraps each accepted connection so that an answer goes
@@ -235,6 +237,228 @@ where
             })
         } else {
             Box::pin(async move { Ok(tonic::Status::unimplemented("").into_http()) })
+        }
+    }
+}
+
+// Field numbers of the messages an allow is made of (envoy.service.auth.v3,
+// envoy.config.core.v3, google.rpc and google.protobuf).
+const RESPONSE_STATUS: u32 = 1;
+const RESPONSE_OK: u32 = 3;
+const RESPONSE_METADATA: u32 = 4;
+const OK_HEADERS: u32 = 2;
+const OK_HEADERS_TO_REMOVE: u32 = 5;
+const OPTION_HEADER: u32 = 1;
+const OPTION_APPEND_ACTION: u32 = 3;
+const HEADER_KEY: u32 = 1;
+const HEADER_VALUE: u32 = 2;
+const HEADER_RAW_VALUE: u32 = 3;
+const STRUCT_FIELDS: u32 = 1;
+const ENTRY_KEY: u32 = 1;
+const ENTRY_VALUE: u32 = 2;
+const VALUE_NULL: u32 = 1;
+const VALUE_NUMBER: u32 = 2;
+const VALUE_STRING: u32 = 3;
+const VALUE_BOOL: u32 = 4;
+const VALUE_STRUCT: u32 = 5;
+const VALUE_LIST: u32 = 6;
+const LIST_VALUES: u32 = 1;
+
+/// `HeaderValueOption.append_action`: `OVERWRITE_IF_EXISTS_OR_ADD`.
+const OVERWRITE_IF_EXISTS_OR_ADD: u64 = 2;
+
+/// The encoded `CheckResponse` allowing a request: status OK, an
+/// `OkHttpResponse` that sets each header in `set` (overwriting) and
+/// removes each in `remove`, and, with an identity, dynamic metadata with
+/// `provider`, `sub` (when the claim is a string) and `claims`.
+pub fn encode_allow(
+    set: &[(http::HeaderName, http::HeaderValue)],
+    remove: &[http::HeaderName],
+    identity: Option<(&str, &serde_json::Map<String, serde_json::Value>)>,
+) -> Bytes {
+    let ok_len = ok_response_len(set, remove);
+    let metadata_len = identity.map(|(provider, claims)| metadata_len(provider, claims));
+    let mut len = field_len(RESPONSE_STATUS, 0) + field_len(RESPONSE_OK, ok_len);
+    if let Some(m) = metadata_len {
+        len += field_len(RESPONSE_METADATA, m);
+    }
+    let mut buf = Vec::with_capacity(len);
+    // google.rpc.Status with code OK: every field default, so empty.
+    open(&mut buf, RESPONSE_STATUS, 0);
+    open(&mut buf, RESPONSE_OK, ok_len);
+    for (name, value) in set {
+        let header_len = header_len(name, value);
+        open(&mut buf, OK_HEADERS, option_len(header_len));
+        open(&mut buf, OPTION_HEADER, header_len);
+        bytes_field(&mut buf, HEADER_KEY, name.as_str().as_bytes());
+        match std::str::from_utf8(value.as_bytes()) {
+            Ok(text) => bytes_field(&mut buf, HEADER_VALUE, text.as_bytes()),
+            Err(_) => bytes_field(&mut buf, HEADER_RAW_VALUE, value.as_bytes()),
+        }
+        varint_field(&mut buf, OPTION_APPEND_ACTION, OVERWRITE_IF_EXISTS_OR_ADD);
+    }
+    for name in remove {
+        bytes_field(&mut buf, OK_HEADERS_TO_REMOVE, name.as_str().as_bytes());
+    }
+    if let (Some((provider, claims)), Some(m)) = (identity, metadata_len) {
+        open(&mut buf, RESPONSE_METADATA, m);
+        string_entry(&mut buf, "provider", provider);
+        if let Some(sub) = claims.get("sub").and_then(serde_json::Value::as_str) {
+            string_entry(&mut buf, "sub", sub);
+        }
+        let claims_len = struct_len(claims);
+        open(
+            &mut buf,
+            STRUCT_FIELDS,
+            entry_len("claims", field_len(VALUE_STRUCT, claims_len)),
+        );
+        bytes_field(&mut buf, ENTRY_KEY, b"claims");
+        open(&mut buf, ENTRY_VALUE, field_len(VALUE_STRUCT, claims_len));
+        open(&mut buf, VALUE_STRUCT, claims_len);
+        write_struct(&mut buf, claims);
+    }
+    debug_assert_eq!(buf.len(), len, "allow length computed ahead");
+    Bytes::from(buf)
+}
+
+/// The length of a length-delimited field whose payload is `len` bytes.
+fn field_len(tag: u32, len: usize) -> usize {
+    prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(len as u64) + len
+}
+
+/// Starts a length-delimited field of `len` bytes.
+fn open(buf: &mut Vec<u8>, tag: u32, len: usize) {
+    prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, buf);
+    prost::encoding::encode_varint(len as u64, buf);
+}
+
+fn bytes_field(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+    open(buf, tag, bytes.len());
+    buf.extend_from_slice(bytes);
+}
+
+fn varint_field(buf: &mut Vec<u8>, tag: u32, value: u64) {
+    prost::encoding::encode_key(tag, prost::encoding::WireType::Varint, buf);
+    prost::encoding::encode_varint(value, buf);
+}
+
+fn varint_field_len(tag: u32, value: u64) -> usize {
+    prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(value)
+}
+
+fn header_len(name: &http::HeaderName, value: &http::HeaderValue) -> usize {
+    let value_tag = match std::str::from_utf8(value.as_bytes()) {
+        Ok(_) => HEADER_VALUE,
+        Err(_) => HEADER_RAW_VALUE,
+    };
+    field_len(HEADER_KEY, name.as_str().len()) + field_len(value_tag, value.len())
+}
+
+fn option_len(header_len: usize) -> usize {
+    field_len(OPTION_HEADER, header_len)
+        + varint_field_len(OPTION_APPEND_ACTION, OVERWRITE_IF_EXISTS_OR_ADD)
+}
+
+fn ok_response_len(
+    set: &[(http::HeaderName, http::HeaderValue)],
+    remove: &[http::HeaderName],
+) -> usize {
+    let set_len: usize = set
+        .iter()
+        .map(|(name, value)| field_len(OK_HEADERS, option_len(header_len(name, value))))
+        .sum();
+    let remove_len: usize = remove
+        .iter()
+        .map(|name| field_len(OK_HEADERS_TO_REMOVE, name.as_str().len()))
+        .sum();
+    set_len + remove_len
+}
+
+fn metadata_len(provider: &str, claims: &serde_json::Map<String, serde_json::Value>) -> usize {
+    let mut len = field_len(STRUCT_FIELDS, string_entry_len("provider", provider));
+    if let Some(sub) = claims.get("sub").and_then(serde_json::Value::as_str) {
+        len += field_len(STRUCT_FIELDS, string_entry_len("sub", sub));
+    }
+    let claims_value = field_len(VALUE_STRUCT, struct_len(claims));
+    len + field_len(STRUCT_FIELDS, entry_len("claims", claims_value))
+}
+
+/// A `Struct.fields` map entry's payload: the key and a `Value` of
+/// `value_len` bytes.
+fn entry_len(key: &str, value_len: usize) -> usize {
+    field_len(ENTRY_KEY, key.len()) + field_len(ENTRY_VALUE, value_len)
+}
+
+fn string_entry_len(key: &str, value: &str) -> usize {
+    entry_len(key, field_len(VALUE_STRING, value.len()))
+}
+
+/// A `Struct.fields` entry whose value is a string.
+fn string_entry(buf: &mut Vec<u8>, key: &str, value: &str) {
+    open(buf, STRUCT_FIELDS, string_entry_len(key, value));
+    bytes_field(buf, ENTRY_KEY, key.as_bytes());
+    open(buf, ENTRY_VALUE, field_len(VALUE_STRING, value.len()));
+    bytes_field(buf, VALUE_STRING, value.as_bytes());
+}
+
+fn struct_len(map: &serde_json::Map<String, serde_json::Value>) -> usize {
+    map.iter()
+        .map(|(k, v)| field_len(STRUCT_FIELDS, entry_len(k, value_len(v))))
+        .sum()
+}
+
+fn list_len(items: &[serde_json::Value]) -> usize {
+    items
+        .iter()
+        .map(|v| field_len(LIST_VALUES, value_len(v)))
+        .sum()
+}
+
+/// The encoded length of a `google.protobuf.Value` holding `v`.
+fn value_len(v: &serde_json::Value) -> usize {
+    use serde_json::Value as J;
+    match v {
+        J::Null => varint_field_len(VALUE_NULL, 0),
+        J::Bool(b) => varint_field_len(VALUE_BOOL, u64::from(*b)),
+        J::Number(_) => prost::encoding::key_len(VALUE_NUMBER) + 8,
+        J::String(s) => field_len(VALUE_STRING, s.len()),
+        J::Array(a) => field_len(VALUE_LIST, list_len(a)),
+        J::Object(o) => field_len(VALUE_STRUCT, struct_len(o)),
+    }
+}
+
+fn write_struct(buf: &mut Vec<u8>, map: &serde_json::Map<String, serde_json::Value>) {
+    for (key, value) in map {
+        let len = value_len(value);
+        open(buf, STRUCT_FIELDS, entry_len(key, len));
+        bytes_field(buf, ENTRY_KEY, key.as_bytes());
+        open(buf, ENTRY_VALUE, len);
+        write_value(buf, value);
+    }
+}
+
+/// The fields of a `google.protobuf.Value` holding `v` (JSON numbers are
+/// doubles there, as in every JSON-to-Struct mapping).
+fn write_value(buf: &mut Vec<u8>, v: &serde_json::Value) {
+    use serde_json::Value as J;
+    match v {
+        J::Null => varint_field(buf, VALUE_NULL, 0),
+        J::Bool(b) => varint_field(buf, VALUE_BOOL, u64::from(*b)),
+        J::Number(n) => {
+            prost::encoding::encode_key(VALUE_NUMBER, prost::encoding::WireType::SixtyFourBit, buf);
+            buf.extend_from_slice(&n.as_f64().unwrap_or(0.0).to_le_bytes());
+        }
+        J::String(s) => bytes_field(buf, VALUE_STRING, s.as_bytes()),
+        J::Array(items) => {
+            open(buf, VALUE_LIST, list_len(items));
+            for item in items {
+                open(buf, LIST_VALUES, value_len(item));
+                write_value(buf, item);
+            }
+        }
+        J::Object(o) => {
+            open(buf, VALUE_STRUCT, struct_len(o));
+            write_struct(buf, o);
         }
     }
 }
