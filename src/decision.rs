@@ -61,8 +61,9 @@ pub struct CheckInput {
 /// An allowed request.
 #[derive(Debug, Clone)]
 pub struct Allow {
-    /// Identity headers to set (overwrite) and to remove.
-    pub headers: RenderedHeaders,
+    /// Identity headers to set (overwrite) and to remove; shared with the
+    /// verified-token cache entry when the token came from there.
+    pub headers: Arc<RenderedHeaders>,
     /// `None` for public rules and anonymous optional access.
     pub identity: Option<Identity>,
     /// The verified-token cache entry behind this allow, where a door keeps
@@ -234,12 +235,12 @@ impl Authorizer {
             Some(v) => match v.rendered.headers.get() {
                 Some(h) => h.clone(),
                 None => {
-                    let h = render()?;
+                    let h = Arc::new(render()?);
                     let _ = v.rendered.headers.set(h.clone());
                     h
                 }
             },
-            None => render()?,
+            None => Arc::new(render()?),
         };
         Ok(Allow {
             headers,
@@ -250,7 +251,7 @@ impl Authorizer {
 
     fn anonymous(&self) -> Result<Allow, AuthError> {
         Ok(Allow {
-            headers: self.config.identity_headers.render(None)?,
+            headers: Arc::new(self.config.identity_headers.render(None)?),
             identity: None,
             verified: None,
         })

@@ -93,8 +93,8 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request) -> Response<Body
             let mut resp = Response::new(Body::empty());
             let headers = resp.headers_mut();
             headers.reserve(allow.headers.set.len() + 1);
-            for (name, value) in allow.headers.set {
-                headers.insert(name, value);
+            for (name, value) in &allow.headers.set {
+                headers.insert(name.clone(), value.clone());
             }
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp

@@ -50,7 +50,7 @@ pub struct RenderedHeaders {
 /// encoded allow.
 #[derive(Debug, Clone, Default)]
 pub struct Rendered {
-    pub headers: OnceLock<RenderedHeaders>,
+    pub headers: OnceLock<Arc<RenderedHeaders>>,
     /// The encoded `CheckResponse` that allows a request with this token.
     pub grpc_allow: OnceLock<Bytes>,
 }

@@ -589,13 +589,13 @@ mod tests {
         )
         .unwrap();
         let allow = Allow {
-            headers: RenderedHeaders {
+            headers: Arc::new(RenderedHeaders {
                 set: vec![(
                     HeaderName::from_static("x-user-id"),
                     HeaderValue::from_static("u1"),
                 )],
                 remove: vec![HeaderName::from_static("x-user-name")],
-            },
+            }),
             identity: Some(Identity {
                 provider: "p".into(),
                 claims: Arc::new(claims),
@@ -653,7 +653,7 @@ mod tests {
         });
         let allow = |headers: RenderedHeaders| {
             Decision::Allow(Allow {
-                headers,
+                headers: Arc::new(headers),
                 identity: Some(identity.clone()),
                 verified: Some(verified.clone()),
             })
@@ -726,7 +726,7 @@ mod tests {
                 claims.insert("sub".into(), sub.into());
             }
             let allow = Decision::Allow(Allow {
-                headers: RenderedHeaders {
+                headers: Arc::new(RenderedHeaders {
                     set: set
                         .iter()
                         .map(|(n, v)| {
@@ -740,7 +740,7 @@ mod tests {
                         .iter()
                         .map(|n| HeaderName::from_bytes(n.as_bytes()).unwrap())
                         .collect(),
-                },
+                }),
                 identity: with_identity.then(|| Identity {
                     provider: provider.as_str().into(),
                     claims: Arc::new(claims),
