@@ -28,7 +28,9 @@ LABELS = {
     ("envoy", "jwt_nocache_rotating"): "Envoy jwt_authn, no cache, rotating (b)",
     ("envoy", "jwt_cache100_rotating"): "Envoy jwt_authn, default cache (100), rotating (b)",
     ("envoy", "jwt_cache_all_rotating"): "Envoy jwt_authn, cache holds every token, rotating (b)",
+    ("envoy", "jwt_cache100_identity_rotating"): "Envoy jwt_authn, default cache (100), rotating, with gatehouse's identity output (3 headers + payload metadata) (b')",
     ("envoy", "ext_noop_rotating"): "Envoy ext_authz → no-op server, rotating (c)",
+    ("envoy", "ext_noop_identity_rotating"): "Envoy ext_authz → no-op server answering with identity headers + claims metadata, rotating (c')",
     ("envoy", "ext_gatehouse_single"): "Envoy ext_authz → gatehouse, one token reused",
     ("envoy", "ext_gatehouse_rotating"): "**Envoy ext_authz → gatehouse, rotating (warm cache)**",
     ("grpc", "noop"): "no-op Check server",
@@ -382,6 +384,14 @@ def render(run_dirs):
                   goal(None if noop is None else gh_env >= 0.9 * noop)])
         g.append(["Envoy+gatehouse ≥ 1.15× jwt_authn with its default cache", ratio(gh_env, jwt100),
                   goal(None if jwt100 is None else gh_env >= 1.15 * jwt100)])
+        noop_id = rps("envoy", "ext_noop_identity_rotating")
+        if noop_id is not None:
+            g.append(["(same answer) Envoy+gatehouse ÷ Envoy+no-op answering with identity (c')",
+                      ratio(gh_env, noop_id), "–"])
+        jwt_id = rps("envoy", "jwt_cache100_identity_rotating")
+        if jwt_id is not None:
+            g.append(["(same output) Envoy+gatehouse ÷ jwt_authn default cache with identity output (b')",
+                      ratio(gh_env, jwt_id), "–"])
     warm = rps("grpc", "gatehouse_warm")
     if warm is not None:
         noop = rps("grpc", "noop")

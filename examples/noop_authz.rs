@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! noop_authz --addr 127.0.0.1:9101                       # always OK: the transport limit
+//! noop_authz --addr 127.0.0.1:9104 --identity-answer     # always OK, with identity attached
 //! noop_authz --addr 127.0.0.1:9101 --http 127.0.0.1:9103  # … and 200 to every HTTP request
 //! noop_authz --addr 127.0.0.1:9102 --verify-jwks jwks.json \
 //!     --issuer URL --audience AUD                         # verifies every EdDSA token, no cache
@@ -13,6 +14,15 @@
 //! no rules, no identity headers beyond `x-user-id`): the ceiling for a
 //! verifier that cannot skip the signature check. Neither is a product; they
 //! exist to put gatehouse's numbers next to something.
+//!
+//! `--identity-answer` is the first mode answering what an authorizer that
+//! names the caller must answer (SPEC §4): the same OK, but setting
+//! `x-user-id`, `x-user-email` and `x-user-name` and carrying dynamic
+//! metadata with `provider`, `sub` and the claims of a benchmark token, the
+//! shape of gatehouse's allow for those tokens. Envoy's work in applying
+//! an answer grows with it, so this is the transport limit for any
+//! authorizer that forwards identity, where the bare OK is the limit for one
+//! that does not. The answer is fixed, built once and cloned per call.
 //!
 //! `--http` adds the same no-op for nginx's `auth_request`: every request
 //! gets an empty 200, served by the same stack as gatehouse's HTTP door
@@ -28,12 +38,18 @@ use envoy_types::ext_authz::v3::pb::{
     HeaderValueOption, HttpResponse, OkHttpResponse,
 };
 use envoy_types::ext_authz::v3::{CheckRequestExt, CheckResponseExt};
+use futures_util::TryStreamExt;
 use tonic::{Request, Response, Status};
+
+#[path = "support/keys.rs"]
+mod keys;
 
 /// How each `Check` is answered.
 enum Mode {
     /// OK, always.
     Noop,
+    /// OK, always, with identity headers and metadata.
+    Identity(Box<CheckResponse>),
     /// OK only when the bearer token verifies against the key.
     Verify {
         key: Box<jsonwebtoken::DecodingKey>,
@@ -55,6 +71,7 @@ impl Authorization for Server {
         let request = request.into_inner();
         let response = match &*self.mode {
             Mode::Noop => CheckResponse::with_status(Status::ok("ok")),
+            Mode::Identity(answer) => (**answer).clone(),
             Mode::Verify { key, validation } => verify(&request, key, validation),
         };
         Ok(Response::new(response))
@@ -135,6 +152,7 @@ struct Args {
     http: Option<SocketAddr>,
     issuer: String,
     audience: String,
+    identity_answer: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -143,8 +161,13 @@ fn parse_args() -> Result<Args, String> {
     let mut http = None;
     let mut issuer = "http://127.0.0.1:3000".to_owned();
     let mut audience = "http://127.0.0.1:3000".to_owned();
+    let mut identity_answer = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--identity-answer" {
+            identity_answer = true;
+            continue;
+        }
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--addr" => addr = Some(value()?.parse().map_err(|e| format!("--addr: {e}"))?),
@@ -161,12 +184,66 @@ fn parse_args() -> Result<Args, String> {
         http,
         issuer,
         audience,
+        identity_answer,
     })
+}
+
+/// The allow gatehouse sends for benchmark token number 42, built as
+/// gatehouse builds it.
+fn identity_answer(args: &Args) -> CheckResponse {
+    use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+    let claims = match keys::better_auth_claims(42, &args.issuer, &args.audience, keys::now(), 7200)
+    {
+        serde_json::Value::Object(claims) => claims,
+        _ => serde_json::Map::new(),
+    };
+    let text = |claim: &str| {
+        claims
+            .get(claim)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    };
+    let string = |s: &str| Value {
+        kind: Some(Kind::StringValue(s.to_owned())),
+    };
+    let header = |key: &str, value: &str| HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            ..Default::default()
+        }),
+        append_action: 2, // OVERWRITE_IF_EXISTS_OR_ADD
+        ..Default::default()
+    };
+    let mut answer = CheckResponse::with_status(Status::ok(""));
+    answer.http_response = Some(HttpResponse::OkResponse(OkHttpResponse {
+        headers: vec![
+            header("x-user-id", text("sub")),
+            header("x-user-email", text("email")),
+            header("x-user-name", text("name")),
+        ],
+        ..Default::default()
+    }));
+    let mut fields = std::collections::HashMap::new();
+    fields.insert("provider".to_owned(), string("better-auth"));
+    fields.insert("sub".to_owned(), string(text("sub")));
+    fields.insert(
+        "claims".to_owned(),
+        Value {
+            kind: Some(Kind::StructValue(gatehouse::grpc::json_struct(&claims))),
+        },
+    );
+    answer.dynamic_metadata = Some(Struct { fields });
+    answer
 }
 
 fn build_mode(args: &Args) -> Result<Mode, Box<dyn std::error::Error>> {
     let Some(path) = &args.jwks else {
-        return Ok(Mode::Noop);
+        return Ok(if args.identity_answer {
+            Mode::Identity(Box::new(identity_answer(args)))
+        } else {
+            Mode::Noop
+        });
     };
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&std::fs::read_to_string(path)?)?;
     let jwk = set.keys.first().ok_or("the JWKS has no keys")?;
@@ -209,6 +286,7 @@ fn main() -> ExitCode {
     let served: Result<(), Box<dyn std::error::Error>> = runtime.block_on(async {
         let kind = match &*mode {
             Mode::Noop => "noop",
+            Mode::Identity(_) => "noop, identity answer",
             Mode::Verify { .. } => "verify",
         };
         eprintln!("noop_authz ({kind}) listening on {}", args.addr);
@@ -226,9 +304,14 @@ fn main() -> ExitCode {
                 }
             });
         }
+        // Connections as gatehouse's: an answer leaves in one write (see
+        // gatehouse::grpc::wire::WholeWrites); no difference for a bare OK.
+        let incoming = tonic::transport::server::TcpIncoming::bind(args.addr)?
+            .with_nodelay(Some(true))
+            .map_ok(gatehouse::grpc::wire::WholeWrites);
         tonic::transport::Server::builder()
             .add_service(AuthorizationServer::new(Server { mode }))
-            .serve_with_shutdown(args.addr, async {
+            .serve_with_incoming_shutdown(incoming, async {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await?;
