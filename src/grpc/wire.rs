@@ -15,17 +15,18 @@
 //! is written by [`encode_allow`] straight from the identity headers and
 //! the claims' JSON, without building the intermediate `Struct` of the
 //! claims. [`AuthzCodec`] writes those bytes as they are, so a cached
-//! token's allow is encoded once, not once per request. [`AuthorizationServer`] is the tonic service for
+//! token's allow is encoded once, not once per request.
+//! [`AuthorizationServer`] is the tonic service for
 //! `envoy.service.auth.v3.Authorization/Check` over this codec.
 //!
 //! [`WholeWrites`] wraps each accepted connection so that an answer goes
-//! out in one write. The HTTP/2 layer sends a DATA payload over 256 bytes
-//! from its own buffer when the socket takes vectored writes, and then
-//! flushes before it can queue the next frame, so an allow (about 500
-//! bytes with its claims) cost two `writev` calls, the second for the
-//! 10-byte trailers. Without vectored writes payloads up to 1 KiB are
-//! copied into the frame buffer, and an answer, or a batch of answers
-//! under load, leaves in a single write.
+//! out in one write. When the socket takes vectored writes, the HTTP/2
+//! layer sends a DATA payload over 256 bytes from its own buffer and must
+//! flush before it can queue the next frame: an allow (about 500 bytes with
+//! its claims) would take two writes, the second only for the 10-byte
+//! trailers, and the proxy two reads. Without vectored writes, payloads up
+//! to 1 KiB are copied into the frame buffer, and an answer, or a batch of
+//! answers under load, leaves in a single write.
 
 use std::convert::Infallible;
 use std::future::Future;
