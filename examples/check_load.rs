@@ -26,9 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
-use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use bytes::Bytes;
 use tonic::transport::{Channel, Endpoint};
 
 /// `envoy.service.auth.v3.CheckRequest`, as far as a load run fills it in.
@@ -93,45 +91,8 @@ struct RpcStatus {
     code: i32,
 }
 
-/// Encodes [`CheckRequest`] and decodes [`CheckResponse`] with prost.
-#[derive(Clone, Copy, Default)]
-struct LoadCodec;
-
-struct RequestWriter;
-struct ResponseReader;
-
-impl Encoder for RequestWriter {
-    type Item = CheckRequest;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: CheckRequest, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        item.encode(buf)
-            .map_err(|e| tonic::Status::internal(e.to_string()))
-    }
-}
-
-impl Decoder for ResponseReader {
-    type Item = CheckResponse;
-    type Error = tonic::Status;
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<CheckResponse>, tonic::Status> {
-        let len = buf.remaining();
-        CheckResponse::decode(buf.copy_to_bytes(len))
-            .map(Some)
-            .map_err(|e| tonic::Status::internal(e.to_string()))
-    }
-}
-
-impl Codec for LoadCodec {
-    type Encode = CheckRequest;
-    type Decode = CheckResponse;
-    type Encoder = RequestWriter;
-    type Decoder = ResponseReader;
-    fn encoder(&mut self) -> RequestWriter {
-        RequestWriter
-    }
-    fn decoder(&mut self) -> ResponseReader {
-        ResponseReader
-    }
-}
+/// Encodes [`CheckRequest`] and decodes [`CheckResponse`].
+type LoadCodec = tonic_prost::ProstCodec<CheckRequest, CheckResponse>;
 
 const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
@@ -304,7 +265,7 @@ async fn worker(
         let answer = match client.ready().await {
             Ok(()) => {
                 client
-                    .unary(tonic::Request::new(request), path.clone(), LoadCodec)
+                    .unary(tonic::Request::new(request), path.clone(), LoadCodec::new())
                     .await
             }
             Err(e) => Err(tonic::Status::unavailable(e.to_string())),

@@ -23,7 +23,6 @@
 
 pub mod wire;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,9 +30,7 @@ use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue as PbHeader, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{
-    CheckResponse, DeniedHttpResponse, OkHttpResponse,
-};
+use envoy_types::pb::envoy::service::auth::v3::{CheckResponse, DeniedHttpResponse};
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value as PbValue, value::Kind};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
@@ -51,9 +48,6 @@ pub use wire::{AuthorizationServer, CheckRequest};
 
 /// The fully-qualified name of the authorization service, as health checks name it.
 pub const AUTHORIZATION_SERVICE: &str = wire::SERVICE_NAME;
-
-/// `google.rpc.Code::OK`.
-const GRPC_OK: i32 = 0;
 
 /// The ext_authz v3 `Authorization` service.
 #[derive(Debug, Clone)]
@@ -222,14 +216,7 @@ fn text(bytes: Bytes) -> Result<Option<String>, AuthError> {
 /// the verified-token cache is encoded on its first hit and shared after.
 pub fn encode(decision: &Decision) -> Bytes {
     let encode_now = || match decision {
-        Decision::Allow(allow) => wire::encode_allow(
-            &allow.headers.set,
-            &allow.headers.remove,
-            allow
-                .identity
-                .as_ref()
-                .map(|id| (&*id.provider, &*id.claims)),
-        ),
+        Decision::Allow(allow) => wire::encode_allow(&allow.headers, allow.identity.as_ref()),
         Decision::Deny(err) => Bytes::from(deny(err).encode_to_vec()),
     };
     match decision {
@@ -237,78 +224,6 @@ pub fn encode(decision: &Decision) -> Bytes {
             verified: Some(v), ..
         }) => v.rendered.grpc_allow.get_or_init(encode_now).clone(),
         _ => encode_now(),
-    }
-}
-
-/// Renders a decision as Envoy expects it, as a message; [`encode`]
-/// writes the same answer without building it.
-pub fn render(decision: &Decision) -> CheckResponse {
-    match decision {
-        Decision::Allow(allow) => allow_response(allow),
-        Decision::Deny(err) => deny(err),
-    }
-}
-
-fn allow_response(allow: &Allow) -> CheckResponse {
-    let headers = allow
-        .headers
-        .set
-        .iter()
-        .map(|(name, value)| {
-            let bytes = value.as_bytes();
-            let header = match std::str::from_utf8(bytes) {
-                Ok(s) => PbHeader {
-                    key: name.as_str().to_owned(),
-                    value: s.to_owned(),
-                    raw_value: Vec::new(),
-                },
-                Err(_) => PbHeader {
-                    key: name.as_str().to_owned(),
-                    value: String::new(),
-                    raw_value: bytes.to_vec(),
-                },
-            };
-            #[allow(deprecated)]
-            HeaderValueOption {
-                header: Some(header),
-                append: None,
-                append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
-                keep_empty_value: false,
-            }
-        })
-        .collect();
-    let headers_to_remove = allow
-        .headers
-        .remove
-        .iter()
-        .map(|n| n.as_str().to_owned())
-        .collect();
-    let dynamic_metadata = allow.identity.as_ref().map(|id| {
-        let mut fields = HashMap::with_capacity(3);
-        fields.insert("provider".to_owned(), string_value(&id.provider));
-        if let Some(sub) = id.sub() {
-            fields.insert("sub".to_owned(), string_value(sub));
-        }
-        fields.insert(
-            "claims".to_owned(),
-            PbValue {
-                kind: Some(Kind::StructValue(json_struct(&id.claims))),
-            },
-        );
-        Struct { fields }
-    });
-    CheckResponse {
-        status: Some(RpcStatus {
-            code: GRPC_OK,
-            message: String::new(),
-            details: Vec::new(),
-        }),
-        dynamic_metadata,
-        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-            headers,
-            headers_to_remove,
-            ..Default::default()
-        })),
     }
 }
 
@@ -347,12 +262,6 @@ fn overwrite(key: &str, value: String) -> HeaderValueOption {
         append: None,
         append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
         keep_empty_value: false,
-    }
-}
-
-fn string_value(s: &str) -> PbValue {
-    PbValue {
-        kind: Some(Kind::StringValue(s.to_owned())),
     }
 }
 
@@ -465,8 +374,90 @@ mod tests {
     use envoy_types::pb::envoy::config::core::v3::HeaderMap as PbHeaderMap;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
     use envoy_types::pb::envoy::service::auth::v3::{
-        AttributeContext, CheckRequest as PbCheckRequest,
+        AttributeContext, CheckRequest as PbCheckRequest, OkHttpResponse,
     };
+    use std::collections::HashMap;
+
+    /// `google.rpc.Code::OK`.
+    const GRPC_OK: i32 = 0;
+
+    /// The answer [`encode`] writes, built as an envoy-types message: the
+    /// reference the written bytes are checked against.
+    fn render(decision: &Decision) -> CheckResponse {
+        match decision {
+            Decision::Allow(allow) => allow_response(allow),
+            Decision::Deny(err) => deny(err),
+        }
+    }
+
+    fn allow_response(allow: &Allow) -> CheckResponse {
+        let headers = allow
+            .headers
+            .set
+            .iter()
+            .map(|(name, value)| {
+                let bytes = value.as_bytes();
+                let header = match std::str::from_utf8(bytes) {
+                    Ok(s) => PbHeader {
+                        key: name.as_str().to_owned(),
+                        value: s.to_owned(),
+                        raw_value: Vec::new(),
+                    },
+                    Err(_) => PbHeader {
+                        key: name.as_str().to_owned(),
+                        value: String::new(),
+                        raw_value: bytes.to_vec(),
+                    },
+                };
+                #[allow(deprecated)]
+                HeaderValueOption {
+                    header: Some(header),
+                    append: None,
+                    append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+                    keep_empty_value: false,
+                }
+            })
+            .collect();
+        let headers_to_remove = allow
+            .headers
+            .remove
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        let dynamic_metadata = allow.identity.as_ref().map(|id| {
+            let mut fields = HashMap::with_capacity(3);
+            fields.insert("provider".to_owned(), string_value(&id.provider));
+            if let Some(sub) = id.sub() {
+                fields.insert("sub".to_owned(), string_value(sub));
+            }
+            fields.insert(
+                "claims".to_owned(),
+                PbValue {
+                    kind: Some(Kind::StructValue(json_struct(&id.claims))),
+                },
+            );
+            Struct { fields }
+        });
+        CheckResponse {
+            status: Some(RpcStatus {
+                code: GRPC_OK,
+                message: String::new(),
+                details: Vec::new(),
+            }),
+            dynamic_metadata,
+            http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+                headers,
+                headers_to_remove,
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn string_value(s: &str) -> PbValue {
+        PbValue {
+            kind: Some(Kind::StringValue(s.to_owned())),
+        }
+    }
 
     /// What gatehouse decodes when Envoy sends `http`.
     fn request(http: HttpRequest) -> CheckRequest {
@@ -602,7 +593,7 @@ mod tests {
             }),
             verified: None,
         };
-        let resp = render(&Decision::Allow(allow));
+        let resp = CheckResponse::decode(encode(&Decision::Allow(allow))).unwrap();
         assert_eq!(resp.status.as_ref().unwrap().code, 0);
         let Some(HttpResponse::OkResponse(ok)) = &resp.http_response else {
             panic!("not an allow");

@@ -41,6 +41,8 @@ use tonic::codegen::{Body, StdError};
 use tonic::server::NamedService;
 use tonic::transport::server::Connected;
 
+use crate::identity::{Identity, RenderedHeaders};
+
 /// `envoy.service.auth.v3.CheckRequest`, the fields gatehouse reads.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CheckRequest {
@@ -269,16 +271,14 @@ const LIST_VALUES: u32 = 1;
 const OVERWRITE_IF_EXISTS_OR_ADD: u64 = 2;
 
 /// The encoded `CheckResponse` allowing a request: status OK, an
-/// `OkHttpResponse` that sets each header in `set` (overwriting) and
-/// removes each in `remove`, and, with an identity, dynamic metadata with
-/// `provider`, `sub` (when the claim is a string) and `claims`.
-pub fn encode_allow(
-    set: &[(http::HeaderName, http::HeaderValue)],
-    remove: &[http::HeaderName],
-    identity: Option<(&str, &serde_json::Map<String, serde_json::Value>)>,
-) -> Bytes {
+/// `OkHttpResponse` that sets each header of `headers.set` (overwriting)
+/// and removes each of `headers.remove`, and, with an identity, dynamic
+/// metadata with `provider`, `sub` (when the claim is a string) and
+/// `claims`.
+pub fn encode_allow(headers: &RenderedHeaders, identity: Option<&Identity>) -> Bytes {
+    let (set, remove) = (&headers.set, &headers.remove);
     let ok_len = ok_response_len(set, remove);
-    let metadata_len = identity.map(|(provider, claims)| metadata_len(provider, claims));
+    let metadata_len = identity.map(metadata_len);
     let mut len = field_len(RESPONSE_STATUS, 0) + field_len(RESPONSE_OK, ok_len);
     if let Some(m) = metadata_len {
         len += field_len(RESPONSE_METADATA, m);
@@ -288,25 +288,24 @@ pub fn encode_allow(
     open(&mut buf, RESPONSE_STATUS, 0);
     open(&mut buf, RESPONSE_OK, ok_len);
     for (name, value) in set {
-        let header_len = header_len(name, value);
+        let value_tag = value_tag(value);
+        let header_len = header_len(name, value_tag, value);
         open(&mut buf, OK_HEADERS, option_len(header_len));
         open(&mut buf, OPTION_HEADER, header_len);
         bytes_field(&mut buf, HEADER_KEY, name.as_str().as_bytes());
-        match std::str::from_utf8(value.as_bytes()) {
-            Ok(text) => bytes_field(&mut buf, HEADER_VALUE, text.as_bytes()),
-            Err(_) => bytes_field(&mut buf, HEADER_RAW_VALUE, value.as_bytes()),
-        }
+        bytes_field(&mut buf, value_tag, value.as_bytes());
         varint_field(&mut buf, OPTION_APPEND_ACTION, OVERWRITE_IF_EXISTS_OR_ADD);
     }
     for name in remove {
         bytes_field(&mut buf, OK_HEADERS_TO_REMOVE, name.as_str().as_bytes());
     }
-    if let (Some((provider, claims)), Some(m)) = (identity, metadata_len) {
+    if let (Some(id), Some(m)) = (identity, metadata_len) {
         open(&mut buf, RESPONSE_METADATA, m);
-        string_entry(&mut buf, "provider", provider);
-        if let Some(sub) = claims.get("sub").and_then(serde_json::Value::as_str) {
+        string_entry(&mut buf, "provider", &id.provider);
+        if let Some(sub) = id.sub() {
             string_entry(&mut buf, "sub", sub);
         }
+        let claims = &*id.claims;
         let claims_len = struct_len(claims);
         open(
             &mut buf,
@@ -347,11 +346,15 @@ fn varint_field_len(tag: u32, value: u64) -> usize {
     prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(value)
 }
 
-fn header_len(name: &http::HeaderName, value: &http::HeaderValue) -> usize {
-    let value_tag = match std::str::from_utf8(value.as_bytes()) {
+/// `HeaderValue.value` for text, `raw_value` for other bytes.
+fn value_tag(value: &http::HeaderValue) -> u32 {
+    match std::str::from_utf8(value.as_bytes()) {
         Ok(_) => HEADER_VALUE,
         Err(_) => HEADER_RAW_VALUE,
-    };
+    }
+}
+
+fn header_len(name: &http::HeaderName, value_tag: u32, value: &http::HeaderValue) -> usize {
     field_len(HEADER_KEY, name.as_str().len()) + field_len(value_tag, value.len())
 }
 
@@ -366,7 +369,12 @@ fn ok_response_len(
 ) -> usize {
     let set_len: usize = set
         .iter()
-        .map(|(name, value)| field_len(OK_HEADERS, option_len(header_len(name, value))))
+        .map(|(name, value)| {
+            field_len(
+                OK_HEADERS,
+                option_len(header_len(name, value_tag(value), value)),
+            )
+        })
         .sum();
     let remove_len: usize = remove
         .iter()
@@ -375,12 +383,12 @@ fn ok_response_len(
     set_len + remove_len
 }
 
-fn metadata_len(provider: &str, claims: &serde_json::Map<String, serde_json::Value>) -> usize {
-    let mut len = field_len(STRUCT_FIELDS, string_entry_len("provider", provider));
-    if let Some(sub) = claims.get("sub").and_then(serde_json::Value::as_str) {
+fn metadata_len(id: &Identity) -> usize {
+    let mut len = field_len(STRUCT_FIELDS, string_entry_len("provider", &id.provider));
+    if let Some(sub) = id.sub() {
         len += field_len(STRUCT_FIELDS, string_entry_len("sub", sub));
     }
-    let claims_value = field_len(VALUE_STRUCT, struct_len(claims));
+    let claims_value = field_len(VALUE_STRUCT, struct_len(&id.claims));
     len + field_len(STRUCT_FIELDS, entry_len("claims", claims_value))
 }
 
