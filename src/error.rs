@@ -1,4 +1,4 @@
-//! The authorization errors: the SPEC §5 table, in exactly one place.
+//! The authorization errors: the table of codes, statuses and messages, in exactly one place.
 //!
 //! Each [`AuthError`] has a coarse wire code ([`ErrorCode`], what clients and
 //! proxies see) and a fine reason (`reason()`, what logs and metrics see).
@@ -9,7 +9,10 @@
 
 use std::fmt;
 
-/// The wire error codes of SPEC §5.
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderName, HeaderValue, StatusCode};
+
+/// The wire error codes (docs/errors.md lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// No credential where one is required (401, no `error` attribute in the challenge).
@@ -92,7 +95,7 @@ impl ErrorCode {
             Self::Forbidden => "access to this resource is forbidden",
             Self::JwksUnavailable => "signing keys are unavailable",
             Self::SessionUnavailable => "the session store is unavailable",
-            Self::BadRequest => "the request path cannot be authorized safely",
+            Self::BadRequest => "the request cannot be authorized safely",
         }
     }
 }
@@ -185,11 +188,34 @@ pub enum ForbiddenKind {
     BadHeaderValue,
 }
 
-/// Why a request path cannot be matched safely (→ `bad_request`).
+/// The header family a proxy used (or should have used) to describe the
+/// original request to the HTTP door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `X-Original-Method` / `X-Original-URI` (nginx).
+    Original,
+    /// `X-Forwarded-Method` / `X-Forwarded-Uri` (Traefik, Caddy, Envoy's HTTP mode).
+    Forwarded,
+    /// Neither family arrived, so the proxy's kind is unknown.
+    Unknown,
+}
+
+/// Why the request cannot be authorized safely (→ `bad_request`): the
+/// proxy's description of it is missing or ambiguous, or its path cannot be
+/// matched the way the upstream will route it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BadRequestKind {
+    /// Envoy sent a `CheckRequest` without HTTP attributes, method or path.
     #[error("missing request attributes")]
     MissingAttributes,
+    /// Both header families arrived, or one description header twice: one
+    /// of them was sent by the client.
+    #[error("the request is described by both header families, or one header twice")]
+    AmbiguousRequest,
+    #[error("the proxy did not send the original method")]
+    MissingMethod(Family),
+    #[error("the proxy did not send the original URI")]
+    MissingUri(Family),
     #[error("path is not absolute")]
     NotAbsolute,
     #[error("path contains an encoded slash or backslash")]
@@ -294,6 +320,9 @@ impl AuthError {
             Self::SessionUnavailable => "session_unavailable",
             Self::BadRequest(k) => match k {
                 BadRequestKind::MissingAttributes => "missing_attributes",
+                BadRequestKind::AmbiguousRequest => "ambiguous_request",
+                BadRequestKind::MissingMethod(_) => "missing_method",
+                BadRequestKind::MissingUri(_) => "missing_uri",
                 BadRequestKind::NotAbsolute => "not_absolute",
                 BadRequestKind::EncodedSeparator => "encoded_separator",
                 BadRequestKind::EncodedDotSegment => "encoded_dot_segment",
@@ -305,7 +334,7 @@ impl AuthError {
         }
     }
 
-    /// HTTP status (SPEC §5).
+    /// HTTP status.
     pub const fn http_status(&self) -> u16 {
         self.code().http_status()
     }
@@ -328,15 +357,135 @@ impl AuthError {
         }
     }
 
+    /// The human message of the JSON body: the code's, or for a request
+    /// gatehouse cannot judge safely, what is wrong and the proxy line that
+    /// fixes it.
+    pub const fn message(&self) -> &'static str {
+        match self {
+            Self::BadRequest(kind) => bad_request_message(*kind),
+            other => other.code().message(),
+        }
+    }
+
     /// The JSON body `{"error": "...", "message": "..."}`.
     pub fn body(&self) -> String {
-        let code = self.code();
         // Both strings are fixed ASCII without quotes or backslashes.
         format!(
             "{{\"error\":\"{}\",\"message\":\"{}\"}}",
-            code.as_str(),
-            code.message()
+            self.code().as_str(),
+            self.message()
         )
+    }
+
+    /// The refusal as every door sends it.
+    pub fn deny_response(&self) -> DenyResponse {
+        let mut headers = Vec::with_capacity(5);
+        headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+        headers.push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        headers.push((ERROR_HEADER, HeaderValue::from_static(self.code().as_str())));
+        if let Some(challenge) = self.www_authenticate()
+            && let Ok(value) = HeaderValue::from_str(&challenge)
+        {
+            headers.push((WWW_AUTHENTICATE, value));
+        }
+        DenyResponse {
+            status: StatusCode::from_u16(self.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            grpc_code: self.grpc_code(),
+            headers,
+            body: self.body(),
+        }
+    }
+}
+
+/// Response header naming the error code of a deny, for proxies that
+/// render their own error page (nginx reads it with `auth_request_set`).
+pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-gatehouse-error");
+
+/// A refusal, rendered once for both doors: the HTTP door sends it as its
+/// response, the Envoy door as a `DeniedHttpResponse` with `grpc_code` as
+/// the `CheckResponse` status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyResponse {
+    pub status: StatusCode,
+    /// `google.rpc.Code` of the `CheckResponse`.
+    pub grpc_code: i32,
+    /// `content-type`, `cache-control`, `x-gatehouse-error`, and
+    /// `www-authenticate` on a 401.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `{"error": "...", "message": "..."}`.
+    pub body: String,
+}
+
+/// What a `bad_request` says: the problem and, where the proxy's
+/// configuration is at fault, the line that fixes it. No message contains
+/// a double quote or a backslash, so each is a JSON string as it stands.
+const fn bad_request_message(kind: BadRequestKind) -> &'static str {
+    use BadRequestKind as B;
+    match kind {
+        B::MissingAttributes => "Envoy sent no HTTP method or path for the request to authorize",
+        B::AmbiguousRequest => {
+            "the request is described twice (X-Original-* and X-Forwarded-* headers, \
+             or one of them repeated), so one description came from the client: \
+             make the proxy set its own and drop the client's, or pin \
+             http.request_headers to the family your proxy sets \
+             (gatehouse proxy-config prints a safe configuration)"
+        }
+        B::MissingMethod(Family::Original) => {
+            "the proxy sent X-Original-URI without X-Original-Method: add \
+             `proxy_set_header X-Original-Method $request_method;` to the \
+             nginx location that calls /auth"
+        }
+        B::MissingMethod(Family::Forwarded) => {
+            "the proxy sent X-Forwarded-Uri without X-Forwarded-Method: \
+             Traefik and Caddy set it themselves; for Envoy's HTTP mode add \
+             `x-forwarded-method: %REQ(:METHOD)%` to headers_to_add \
+             (gatehouse proxy-config envoy-http prints the configuration)"
+        }
+        B::MissingMethod(Family::Unknown) => {
+            "the proxy did not send the original method: nginx needs \
+             `proxy_set_header X-Original-Method $request_method;` in the \
+             location that calls /auth; Traefik, Caddy and Envoy's HTTP mode \
+             send X-Forwarded-Method (gatehouse proxy-config prints a working \
+             configuration)"
+        }
+        B::MissingUri(Family::Original) => {
+            "the proxy sent X-Original-Method without X-Original-URI: add \
+             `proxy_set_header X-Original-URI $request_uri;` to the nginx \
+             location that calls /auth"
+        }
+        B::MissingUri(Family::Forwarded) => {
+            "the proxy sent X-Forwarded-Method without X-Forwarded-Uri: \
+             Traefik and Caddy set it themselves; for Envoy's HTTP mode add \
+             `x-forwarded-uri: %REQ(:PATH)%` to headers_to_add \
+             (gatehouse proxy-config envoy-http prints the configuration)"
+        }
+        B::MissingUri(Family::Unknown) => {
+            "the proxy did not send the original URI: nginx needs \
+             `proxy_set_header X-Original-URI $request_uri;` in the location \
+             that calls /auth; Traefik, Caddy and Envoy's HTTP mode send \
+             X-Forwarded-Uri (gatehouse proxy-config prints a working \
+             configuration)"
+        }
+        B::NotAbsolute => "the request path is not absolute and cannot be authorized safely",
+        B::EncodedSeparator => {
+            "the request path contains an encoded slash or backslash and cannot be \
+             authorized safely"
+        }
+        B::EncodedDotSegment => {
+            "the request path contains an encoded dot segment and cannot be authorized safely"
+        }
+        B::MatrixParameter => {
+            "the request path contains a ';' parameter and cannot be authorized safely"
+        }
+        B::ControlCharacter => {
+            "the request contains a control character or bytes that are not text \
+             and cannot be authorized safely"
+        }
+        B::BadPercentEncoding => {
+            "the request path has invalid percent-encoding and cannot be authorized safely"
+        }
+        B::AboveRoot => "the request path climbs above the root and cannot be authorized safely",
     }
 }
 
@@ -401,6 +550,13 @@ mod tests {
         }
         for b in [
             B::MissingAttributes,
+            B::AmbiguousRequest,
+            B::MissingMethod(Family::Original),
+            B::MissingMethod(Family::Forwarded),
+            B::MissingMethod(Family::Unknown),
+            B::MissingUri(Family::Original),
+            B::MissingUri(Family::Forwarded),
+            B::MissingUri(Family::Unknown),
             B::NotAbsolute,
             B::EncodedSeparator,
             B::EncodedDotSegment,
@@ -422,10 +578,60 @@ mod tests {
             let body: serde_json::Value = serde_json::from_str(&e.body()).expect("body is JSON");
             assert_eq!(body["error"], e.code().as_str());
             assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert_eq!(body["message"], e.message());
             let status = e.http_status();
             assert!(matches!(status, 400 | 401 | 403 | 503));
             assert_eq!(e.www_authenticate().is_some(), status == 401);
         }
+    }
+
+    #[test]
+    fn every_deny_carries_the_same_headers_on_both_doors() {
+        for e in every_error() {
+            let deny = e.deny_response();
+            assert_eq!(deny.status.as_u16(), e.http_status());
+            assert_eq!(deny.grpc_code, e.grpc_code());
+            assert_eq!(deny.body, e.body());
+            let get = |name: &str| {
+                deny.headers
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, v)| v.to_str().expect("ASCII"))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(get("content-type"), ["application/json"]);
+            assert_eq!(get("cache-control"), ["no-store"]);
+            assert_eq!(get("x-gatehouse-error"), [e.code().as_str()]);
+            assert_eq!(
+                get("www-authenticate").len(),
+                usize::from(e.http_status() == 401)
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_description_names_the_header_and_the_fix() {
+        use BadRequestKind as B;
+        let msg = |k| AuthError::BadRequest(k).message();
+        assert!(
+            msg(B::MissingMethod(Family::Original))
+                .contains("proxy_set_header X-Original-Method $request_method;")
+        );
+        assert!(
+            msg(B::MissingUri(Family::Original))
+                .contains("proxy_set_header X-Original-URI $request_uri;")
+        );
+        assert!(msg(B::MissingMethod(Family::Forwarded)).contains("X-Forwarded-Method"));
+        assert!(msg(B::MissingUri(Family::Forwarded)).contains("X-Forwarded-Uri"));
+        assert!(!msg(B::MissingMethod(Family::Unknown)).contains("path"));
+        assert_eq!(
+            AuthError::BadRequest(B::MissingMethod(Family::Unknown)).reason(),
+            "missing_method"
+        );
+        assert_eq!(
+            AuthError::BadRequest(B::AmbiguousRequest).reason(),
+            "ambiguous_request"
+        );
     }
 
     #[test]

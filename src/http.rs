@@ -1,17 +1,18 @@
-//! The HTTP door: nginx `auth_request`, Traefik ForwardAuth and Caddy
-//! `forward_auth` ask `/auth`; the same listener serves `/healthz`,
-//! `/readyz`, `/metrics` and, under `gatehouse demo`, the built-in issuer's
-//! JWKS (SPEC §4, §5, §8, §9).
+//! The HTTP door: nginx `auth_request`, Traefik ForwardAuth, Caddy
+//! `forward_auth` and Envoy's HTTP-mode `ext_authz` ask `/auth`; the same
+//! listener serves `/healthz`, `/readyz`, `/metrics` and, under
+//! `gatehouse demo`, the built-in issuer's JWKS (docs/http-api.md).
 //!
-//! `/auth` only translates: the proxy's description of the original request
-//! (`X-Original-*` from nginx, `X-Forwarded-*` from Traefik and Caddy)
-//! becomes a [`CheckInput`], and the [`Decision`] becomes a response — 200
-//! with the identity headers, or the status, `WWW-Authenticate` and JSON
-//! body of the SPEC §5 table plus an `x-gatehouse-error` header carrying the
-//! error code, so a proxy that cannot forward the body (nginx) can still
-//! render it. Whatever the proxy left out that a decision needs (the
-//! original URI or method) is answered with 400 `bad_request`: this door
-//! never allows by default.
+//! `/auth` only translates. The proxy's description of the original request
+//! (one header family: `X-Original-*` from nginx, `X-Forwarded-*` from
+//! Traefik, Caddy and Envoy's HTTP mode) becomes a [`CheckInput`]; every
+//! header a proxy did not overwrite is the client's, so a second family, a
+//! repeated header or a missing one is a 400 that says which header and
+//! which proxy line, never a guess. The [`Decision`] becomes 200 with every
+//! configured identity header (empty where the identity has no value, so a
+//! proxy copying them replaces the client's copies), or the one deny
+//! rendering of [`crate::error`], which carries `x-gatehouse-error` so a
+//! proxy that cannot forward the body (nginx) can still render it.
 //!
 //! It deliberately does not bind sockets, terminate TLS or drain on
 //! shutdown ([`crate::server`] does), and it holds no policy of its own.
@@ -28,25 +29,28 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::routing::{any, get};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
+use crate::config::RequestHeaders;
 use crate::decision::{CheckInput, Decision, Door};
-use crate::error::{AuthError, BadRequestKind};
+use crate::error::{AuthError, BadRequestKind, Family};
+use crate::identity::RenderedHeaders;
 use crate::server::AppState;
 
-/// Response header naming the SPEC §5 error code of a deny, for proxies
-/// that render their own error page (`auth_request_set $auth_error
-/// $upstream_http_x_gatehouse_error`).
-pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-gatehouse-error");
+pub use crate::error::ERROR_HEADER;
+
+/// Lists the identity headers an allow leaves empty, so Envoy's HTTP mode
+/// removes the client's copies from the upstream request.
+pub const HEADERS_TO_REMOVE: HeaderName = HeaderName::from_static("x-envoy-auth-headers-to-remove");
 
 /// nginx: the method of the original request (the subrequest itself is a GET).
 const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 /// nginx: the original request target (`$request_uri`: path and query).
 const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
-/// Traefik and Caddy: the original method.
+/// Traefik, Caddy, Envoy's HTTP mode: the original method.
 const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
-/// Traefik and Caddy: the original request target.
+/// Traefik, Caddy, Envoy's HTTP mode: the original request target.
 const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 /// Every proxy: the host the client asked for.
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -73,50 +77,89 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn auth(State(state): State<Arc<AppState>>, req: Request) -> Response<Body> {
     // Own the headers instead of cloning them: the body is never read.
     let (parts, _body) = req.into_parts();
-    let input = match check_input(parts.headers) {
+    let authz = state.authorizer();
+    let input = match check_input(parts.headers, authz.config().request_headers) {
         Ok(input) => input,
         Err(e) => {
-            state
-                .authorizer()
+            authz
                 .metrics()
                 .count_decision(Door::Http.as_str(), "deny", e.reason());
             tracing::warn!(
                 authz.door = Door::Http.as_str(),
+                authz.result = "deny",
                 authz.reason = e.reason(),
-                "auth request without the original request's method or URI"
+                authz.status = e.http_status(),
+                "the proxy's description of the request is unusable: {}",
+                e.message()
             );
             return deny(&e);
         }
     };
-    match state.authorizer().check(&input).await {
-        Decision::Allow(allow) => {
-            let mut resp = Response::new(Body::empty());
-            let headers = resp.headers_mut();
-            headers.reserve(allow.headers.set.len() + 1);
-            for (name, value) in &allow.headers.set {
-                headers.insert(name.clone(), value.clone());
-            }
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp
-        }
+    match authz.check(&input).await {
+        Decision::Allow(allow) => allow_response(&allow.headers),
         Decision::Deny(e) => deny(&e),
     }
 }
 
+/// 200 with every configured identity header: the claim's value, or empty
+/// when the identity has none (so a proxy that copies the answer's headers
+/// replaces the client's copy rather than passing it on), and the empty
+/// ones named in `x-envoy-auth-headers-to-remove`.
+fn allow_response(rendered: &RenderedHeaders) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    let headers = resp.headers_mut();
+    headers.reserve(rendered.set.len() + rendered.remove.len() + 2);
+    for (name, value) in &rendered.set {
+        headers.insert(name.clone(), value.clone());
+    }
+    for name in &rendered.remove {
+        headers.insert(name.clone(), HeaderValue::from_static(""));
+    }
+    if let Some(list) = &rendered.remove_list {
+        headers.insert(HEADERS_TO_REMOVE, list.clone());
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
 /// Builds the transport-neutral input from the auth request's headers.
 ///
+/// The method and target come from exactly one header family, never from
+/// the auth request's own request line: `family` pins one (the other is
+/// ignored entirely), `auto` takes the one present and refuses a request
+/// that carries both, since the proxy set one and the client sent the
+/// other. A missing, repeated or empty description header is a 400 that
+/// names the header and the proxy line that adds it: this door never
+/// guesses and never allows by default.
+///
 /// The credential headers (`authorization`, `cookie`, …) are the auth
-/// request's own: nginx, Traefik and Caddy copy the client's headers onto
-/// it. A header sent twice with different meanings is ambiguous and refused.
-fn check_input(headers: HeaderMap) -> Result<CheckInput, AuthError> {
-    let missing = AuthError::BadRequest(BadRequestKind::MissingAttributes);
-    let method = first_of(&headers, &X_ORIGINAL_METHOD, &X_FORWARDED_METHOD)?
-        .ok_or_else(|| missing.clone())?;
-    let path = first_of(&headers, &X_ORIGINAL_URI, &X_FORWARDED_URI)?.ok_or(missing)?;
-    if method.is_empty() || path.is_empty() {
-        return Err(AuthError::BadRequest(BadRequestKind::MissingAttributes));
+/// request's own: nginx, Traefik and Caddy copy the client's headers onto it.
+fn check_input(headers: HeaderMap, family: RequestHeaders) -> Result<CheckInput, AuthError> {
+    let original = described(&headers, &X_ORIGINAL_METHOD, &X_ORIGINAL_URI);
+    let forwarded = described(&headers, &X_FORWARDED_METHOD, &X_FORWARDED_URI);
+    let (family, method_name, uri_name) = match family {
+        RequestHeaders::Original => (Family::Original, X_ORIGINAL_METHOD, X_ORIGINAL_URI),
+        RequestHeaders::Forwarded => (Family::Forwarded, X_FORWARDED_METHOD, X_FORWARDED_URI),
+        RequestHeaders::Auto => match (original, forwarded) {
+            (true, true) => return Err(bad(BadRequestKind::AmbiguousRequest)),
+            (true, false) => (Family::Original, X_ORIGINAL_METHOD, X_ORIGINAL_URI),
+            (false, true) => (Family::Forwarded, X_FORWARDED_METHOD, X_FORWARDED_URI),
+            (false, false) => (Family::Unknown, X_ORIGINAL_METHOD, X_ORIGINAL_URI),
+        },
+    };
+    let method = single(&headers, &method_name)?.filter(|m| !m.is_empty());
+    let path = single(&headers, &uri_name)?.filter(|p| !p.is_empty());
+    let Some(method) = method else {
+        return Err(bad(BadRequestKind::MissingMethod(family)));
+    };
+    let Some(path) = path else {
+        return Err(bad(BadRequestKind::MissingUri(family)));
+    };
+    let host = match single(&headers, &X_FORWARDED_HOST)? {
+        Some(h) => Some(h),
+        None => single(&headers, &HOST)?,
     }
-    let host = first_of(&headers, &X_FORWARDED_HOST, &HOST)?.filter(|h| !h.is_empty());
+    .filter(|h| !h.is_empty());
     let request_id = single(&headers, &X_REQUEST_ID)?.filter(|r| !r.is_empty());
     let (method, path) = (method.to_owned(), path.to_owned());
     let (host, request_id) = (host.map(str::to_owned), request_id.map(str::to_owned));
@@ -130,16 +173,13 @@ fn check_input(headers: HeaderMap) -> Result<CheckInput, AuthError> {
     })
 }
 
-/// The value of `preferred`, else of `fallback`; each must appear at most once.
-fn first_of<'h>(
-    headers: &'h HeaderMap,
-    preferred: &HeaderName,
-    fallback: &HeaderName,
-) -> Result<Option<&'h str>, AuthError> {
-    match single(headers, preferred)? {
-        Some(v) => Ok(Some(v)),
-        None => single(headers, fallback),
-    }
+/// Whether any header of a family arrived.
+fn described(headers: &HeaderMap, method: &HeaderName, uri: &HeaderName) -> bool {
+    headers.contains_key(method) || headers.contains_key(uri)
+}
+
+fn bad(kind: BadRequestKind) -> AuthError {
+    AuthError::BadRequest(kind)
 }
 
 /// A header that must not repeat, as visible ASCII text.
@@ -149,27 +189,23 @@ fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h st
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(AuthError::BadRequest(BadRequestKind::MissingAttributes));
+        return Err(bad(BadRequestKind::AmbiguousRequest));
     }
     first
         .to_str()
         .map(|v| Some(v.trim()))
-        .map_err(|_| AuthError::BadRequest(BadRequestKind::ControlCharacter))
+        .map_err(|_| bad(BadRequestKind::ControlCharacter))
 }
 
-/// The deny response: status, challenge, error code header and JSON body.
+/// The deny response: the one rendering of a refusal, shared with the
+/// Envoy door.
 fn deny(e: &AuthError) -> Response<Body> {
-    let mut resp = Response::new(Body::from(e.body()));
-    *resp.status_mut() =
-        StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let deny = e.deny_response();
+    let mut resp = Response::new(Body::from(deny.body));
+    *resp.status_mut() = deny.status;
     let headers = resp.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(ERROR_HEADER, HeaderValue::from_static(e.code().as_str()));
-    if let Some(challenge) = e.www_authenticate()
-        && let Ok(v) = HeaderValue::from_str(&challenge)
-    {
-        headers.insert(WWW_AUTHENTICATE, v);
+    for (name, value) in deny.headers {
+        headers.insert(name, value);
     }
     resp
 }
@@ -188,7 +224,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response<Body> {
     }
 }
 
-/// `/metrics`: every SPEC §9 series of the current configuration generation.
+/// `/metrics`: every series of the current configuration generation.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response<Body> {
     let body = state.authorizer().metrics().encode();
     let mut resp = Response::new(Body::from(body));
@@ -234,17 +270,26 @@ mod tests {
         h
     }
 
+    use http::header::WWW_AUTHENTICATE;
+
+    const AUTO: RequestHeaders = RequestHeaders::Auto;
+
+    fn reason(h: HeaderMap, family: RequestHeaders) -> &'static str {
+        check_input(h, family).unwrap_err().reason()
+    }
+
     #[test]
-    fn nginx_headers_win_over_forwarded_ones() {
-        let input = check_input(headers(&[
-            ("x-original-method", "DELETE"),
-            ("x-original-uri", "/a?b=c"),
-            ("x-forwarded-method", "GET"),
-            ("x-forwarded-uri", "/other"),
-            ("x-forwarded-host", "app.example.com"),
-            ("host", "gatehouse:8080"),
-            ("x-request-id", "r-1"),
-        ]))
+    fn original_family_alone_describes_the_request() {
+        let input = check_input(
+            headers(&[
+                ("x-original-method", "DELETE"),
+                ("x-original-uri", "/a?b=c"),
+                ("x-forwarded-host", "app.example.com"),
+                ("host", "gatehouse:8080"),
+                ("x-request-id", "r-1"),
+            ]),
+            AUTO,
+        )
         .unwrap();
         assert_eq!(input.door, Door::Http);
         assert_eq!(input.method, "DELETE");
@@ -254,12 +299,15 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_headers_are_used_alone_and_host_falls_back() {
-        let input = check_input(headers(&[
-            ("x-forwarded-method", "PUT"),
-            ("x-forwarded-uri", "/x"),
-            ("host", "app.test"),
-        ]))
+    fn forwarded_family_alone_describes_the_request_and_host_falls_back() {
+        let input = check_input(
+            headers(&[
+                ("x-forwarded-method", "PUT"),
+                ("x-forwarded-uri", "/x"),
+                ("host", "app.test"),
+            ]),
+            AUTO,
+        )
         .unwrap();
         assert_eq!(input.method, "PUT");
         assert_eq!(input.path, "/x");
@@ -268,20 +316,116 @@ mod tests {
     }
 
     #[test]
-    fn missing_or_repeated_attributes_fail_closed() {
-        for h in [
-            headers(&[("x-original-method", "GET")]),
-            headers(&[("x-original-uri", "/x")]),
-            headers(&[("x-original-method", "GET"), ("x-original-uri", "")]),
-            headers(&[
-                ("x-original-method", "GET"),
-                ("x-original-uri", "/a"),
-                ("x-original-uri", "/b"),
-            ]),
+    fn auto_refuses_both_families_even_partial_ones() {
+        for extra in [
+            ("x-forwarded-uri", "/public"),
+            ("x-forwarded-method", "OPTIONS"),
         ] {
-            let err = check_input(h).unwrap_err();
-            assert_eq!(err.http_status(), 400, "{err:?}");
+            let h = headers(&[
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/api/me"),
+                extra,
+            ]);
+            assert_eq!(reason(h, AUTO), "ambiguous_request");
         }
+        // Caddy's own description plus a client-sent X-Original-URI.
+        let h = headers(&[
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/api/me"),
+            ("x-original-uri", "/public"),
+        ]);
+        assert_eq!(reason(h, AUTO), "ambiguous_request");
+    }
+
+    #[test]
+    fn a_pinned_family_ignores_the_other_entirely() {
+        let both = || {
+            headers(&[
+                ("x-original-method", "OPTIONS"),
+                ("x-original-uri", "/public"),
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-uri", "/api/me"),
+            ])
+        };
+        let fwd = check_input(both(), RequestHeaders::Forwarded).unwrap();
+        assert_eq!((fwd.method.as_str(), fwd.path.as_str()), ("GET", "/api/me"));
+        let orig = check_input(both(), RequestHeaders::Original).unwrap();
+        assert_eq!(
+            (orig.method.as_str(), orig.path.as_str()),
+            ("OPTIONS", "/public")
+        );
+        // A pinned family never borrows a missing header from the other.
+        let h = headers(&[("x-original-uri", "/a"), ("x-forwarded-method", "GET")]);
+        assert_eq!(reason(h, RequestHeaders::Original), "missing_method");
+    }
+
+    #[test]
+    fn a_missing_header_is_named_with_its_family() {
+        let err = check_input(headers(&[("x-original-uri", "/x")]), AUTO).unwrap_err();
+        assert_eq!(err.reason(), "missing_method");
+        assert!(err.message().contains("X-Original-Method $request_method"));
+        let err = check_input(headers(&[("x-original-method", "GET")]), AUTO).unwrap_err();
+        assert_eq!(err.reason(), "missing_uri");
+        assert!(err.message().contains("X-Original-URI $request_uri"));
+        let err = check_input(headers(&[("x-forwarded-uri", "/x")]), AUTO).unwrap_err();
+        assert_eq!(err.reason(), "missing_method");
+        assert!(err.message().contains("X-Forwarded-Method"));
+        let err = check_input(headers(&[("authorization", "Bearer x")]), AUTO).unwrap_err();
+        assert_eq!(err.reason(), "missing_method");
+        let err = check_input(HeaderMap::new(), RequestHeaders::Forwarded).unwrap_err();
+        assert!(
+            err.message().contains("X-Forwarded-Method"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn empty_or_repeated_descriptions_fail_closed() {
+        let empty = headers(&[("x-original-method", "GET"), ("x-original-uri", "")]);
+        assert_eq!(reason(empty, AUTO), "missing_uri");
+        let twice = headers(&[
+            ("x-original-method", "GET"),
+            ("x-original-uri", "/a"),
+            ("x-original-uri", "/b"),
+        ]);
+        assert_eq!(reason(twice, AUTO), "ambiguous_request");
+        let hosts = headers(&[
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/a"),
+            ("x-forwarded-host", "a"),
+            ("x-forwarded-host", "b"),
+        ]);
+        assert_eq!(reason(hosts, AUTO), "ambiguous_request");
+    }
+
+    #[test]
+    fn allow_answers_every_identity_header_and_names_the_empty_ones() {
+        let rendered = crate::identity::IdentityHeaders::compile([
+            ("x-user-id", "sub"),
+            ("x-user-email", "email"),
+            ("x-user-role", "role"),
+        ])
+        .unwrap();
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"sub":"u1"}"#).unwrap();
+        let resp = allow_response(&rendered.render(Some(&claims)).unwrap());
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-user-id"], "u1");
+        assert_eq!(resp.headers()["x-user-email"], "");
+        assert_eq!(resp.headers()["x-user-role"], "");
+        assert_eq!(
+            resp.headers()[HEADERS_TO_REMOVE],
+            "x-user-email,x-user-role"
+        );
+        let public = allow_response(&rendered.render(None).unwrap());
+        for name in ["x-user-id", "x-user-email", "x-user-role"] {
+            assert_eq!(public.headers()[name], "", "{name}");
+        }
+        let full: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"sub":"u1","email":"e","role":"r"}"#).unwrap();
+        let resp = allow_response(&rendered.render(Some(&full)).unwrap());
+        assert!(resp.headers().get(HEADERS_TO_REMOVE).is_none());
     }
 
     #[test]
@@ -290,6 +434,7 @@ mod tests {
         assert_eq!(resp.status(), 401);
         assert_eq!(resp.headers()[ERROR_HEADER], "token_expired");
         assert_eq!(resp.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(resp.headers()[CACHE_CONTROL], "no-store");
         assert!(
             resp.headers()[WWW_AUTHENTICATE]
                 .to_str()

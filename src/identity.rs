@@ -43,6 +43,9 @@ impl Identity {
 pub struct RenderedHeaders {
     pub set: Vec<(HeaderName, HeaderValue)>,
     pub remove: Vec<HeaderName>,
+    /// `remove` as one comma-separated value (`None` when empty), for the
+    /// HTTP door's `x-envoy-auth-headers-to-remove`.
+    pub remove_list: Option<HeaderValue>,
 }
 
 /// What is rendered once per verified token and shared by every later hit
@@ -133,6 +136,7 @@ impl IdentityHeaders {
         let mut rendered = RenderedHeaders {
             set: Vec::with_capacity(self.entries.len()),
             remove: Vec::new(),
+            remove_list: None,
         };
         for (header, claim) in &self.entries {
             let text = claims
@@ -149,6 +153,11 @@ impl IdentityHeaders {
                 }
                 _ => rendered.remove.push(header.clone()),
             }
+        }
+        if !rendered.remove.is_empty() {
+            let names: Vec<&str> = rendered.remove.iter().map(HeaderName::as_str).collect();
+            // Header names are tokens, so the joined list is a valid value.
+            rendered.remove_list = HeaderValue::from_str(&names.join(",")).ok();
         }
         Ok(rendered)
     }

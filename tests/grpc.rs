@@ -40,6 +40,7 @@ fn config(delay: Duration) -> Config {
         default_access: Access::Authenticated,
         allow_cors_preflight: true,
         session: None,
+        request_headers: Default::default(),
         token_cache_max_bytes: 0,
         shutdown_delay: delay,
         shutdown_grace: Duration::from_secs(5),

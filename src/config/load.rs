@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{
-    Access, RawConfig, RawLog, RawPostgres, RawProvider, RawSession, RawTokenCache, RawTokenSource,
+    Access, RawConfig, RawHttp, RawLog, RawPostgres, RawProvider, RawSession, RawTokenCache,
+    RawTokenSource, RequestHeaders,
 };
 use super::{
     Alg, Config, ConfigError, KeySource, LogFormat, ProviderSpec, Secret, SessionBackend,
@@ -463,6 +464,13 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
         ));
     }
 
+    // The HTTP door.
+    let request_headers = *eff
+        .http
+        .get_or_insert_with(RawHttp::default)
+        .request_headers
+        .get_or_insert(RequestHeaders::Auto);
+
     // Token cache.
     let cache = eff.token_cache.get_or_insert_with(RawTokenCache::default);
     let enabled = *cache.enabled.get_or_insert(true);
@@ -516,6 +524,7 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
         default_access,
         allow_cors_preflight,
         session,
+        request_headers,
         token_cache_max_bytes,
         shutdown_delay,
         shutdown_grace,

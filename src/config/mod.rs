@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use load::{Env, LoadOptions, parse_size, parse_yaml};
-pub use raw::{Access, RawConfig};
+pub use raw::{Access, RawConfig, RequestHeaders};
 
 /// A configuration error, carrying the key path it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -220,6 +220,8 @@ pub struct Config {
     pub default_access: Access,
     pub allow_cors_preflight: bool,
     pub session: Option<SessionSpec>,
+    /// The header family the HTTP door reads the original request from.
+    pub request_headers: RequestHeaders,
     /// 0 disables the verified-token cache.
     pub token_cache_max_bytes: u64,
     pub shutdown_delay: Duration,

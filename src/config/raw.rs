@@ -37,6 +37,9 @@ pub struct RawConfig {
     pub allow_cors_preflight: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<RawSession>,
+    /// The HTTP door (`/auth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<RawHttp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_cache: Option<RawTokenCache>,
     /// SIGTERM: how long to keep answering while not ready (default 5s).
@@ -226,6 +229,41 @@ pub struct RawMatch {
     /// Exact host names (port ignored); `*.example.com` matches subdomains.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+}
+
+/// The HTTP door's settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// Which header family describes the original request (default `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<RequestHeaders>,
+}
+
+/// The header family `/auth` reads the original request from.
+///
+/// `original` is `X-Original-Method` + `X-Original-URI` (nginx);
+/// `forwarded` is `X-Forwarded-Method` + `X-Forwarded-Uri` (Traefik, Caddy,
+/// Envoy's HTTP mode). A pinned family ignores the other one entirely;
+/// `auto` uses whichever is present and refuses a request that carries
+/// both, since one of them came from the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestHeaders {
+    #[default]
+    Auto,
+    Original,
+    Forwarded,
+}
+
+impl RequestHeaders {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Original => "original",
+            Self::Forwarded => "forwarded",
+        }
+    }
 }
 
 /// Better Auth opaque sessions (SPEC §3 `session`, §7).

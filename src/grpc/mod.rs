@@ -227,41 +227,42 @@ pub fn encode(decision: &Decision) -> Bytes {
     }
 }
 
-/// The deny response for `err` (status, challenge, JSON body, gRPC code).
+/// The deny response for `err`: the one rendering of a refusal (status,
+/// headers, JSON body), with its gRPC code as the `CheckResponse` status.
 pub fn deny(err: &AuthError) -> CheckResponse {
-    let mut headers = Vec::with_capacity(2);
-    headers.push(overwrite("content-type", "application/json".to_owned()));
-    if let Some(challenge) = err.www_authenticate() {
-        headers.push(overwrite("www-authenticate", challenge));
-    }
+    let deny = err.deny_response();
+    let headers = deny
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            #[allow(deprecated)]
+            HeaderValueOption {
+                header: Some(PbHeader {
+                    key: name.as_str().to_owned(),
+                    // Every deny header is ASCII (built from fixed text).
+                    value: value.to_str().unwrap_or_default().to_owned(),
+                    raw_value: Vec::new(),
+                }),
+                append: None,
+                append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+                keep_empty_value: false,
+            }
+        })
+        .collect();
     CheckResponse {
         status: Some(RpcStatus {
-            code: err.grpc_code(),
+            code: deny.grpc_code,
             message: err.code().as_str().to_owned(),
             details: Vec::new(),
         }),
         dynamic_metadata: None,
         http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
             status: Some(HttpStatus {
-                code: i32::from(err.http_status()),
+                code: i32::from(deny.status.as_u16()),
             }),
             headers,
-            body: err.body(),
+            body: deny.body,
         })),
-    }
-}
-
-fn overwrite(key: &str, value: String) -> HeaderValueOption {
-    #[allow(deprecated)]
-    HeaderValueOption {
-        header: Some(PbHeader {
-            key: key.to_owned(),
-            value,
-            raw_value: Vec::new(),
-        }),
-        append: None,
-        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
-        keep_empty_value: false,
     }
 }
 
@@ -564,7 +565,15 @@ mod tests {
             .iter()
             .map(|h| h.header.as_ref().unwrap().key.as_str())
             .collect();
-        assert_eq!(keys, ["content-type", "www-authenticate"]);
+        assert_eq!(
+            keys,
+            [
+                "content-type",
+                "cache-control",
+                "x-gatehouse-error",
+                "www-authenticate"
+            ]
+        );
         assert!(d.body.contains("token_expired"));
         let forbidden = deny(&AuthError::Forbidden(
             crate::error::ForbiddenKind::ClaimMismatch,
@@ -586,6 +595,7 @@ mod tests {
                     HeaderValue::from_static("u1"),
                 )],
                 remove: vec![HeaderName::from_static("x-user-name")],
+                remove_list: None,
             }),
             identity: Some(Identity {
                 provider: "p".into(),
@@ -655,6 +665,7 @@ mod tests {
                 HeaderValue::from_static("u1"),
             )],
             remove: Vec::new(),
+            remove_list: None,
         };
         let first = encode(&allow(first_headers.clone()));
         assert_eq!(
@@ -731,6 +742,7 @@ mod tests {
                         .iter()
                         .map(|n| HeaderName::from_bytes(n.as_bytes()).unwrap())
                         .collect(),
+                    remove_list: None,
                 }),
                 identity: with_identity.then(|| Identity {
                     provider: provider.as_str().into(),
