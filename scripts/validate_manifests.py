@@ -2,7 +2,11 @@
 """Offline validation of gatehouse's Kubernetes manifests.
 
 Renders every kustomization given on the command line with `kubectl
-kustomize` (or reads plain YAML files), then checks each resource:
+kustomize` (or reads plain YAML files), then checks each resource. In a
+directory without a kustomization, a YAML file none of whose documents has
+an apiVersion or kind (a proxy's own config, such as Traefik's file-provider
+dynamic.yaml) is reported as skipped; a file named on the command line is
+always checked.
 
 * built-in kinds against the Kubernetes OpenAPI schema for the target
   version, strictly (unknown fields are errors), via `kubernetes-validate`;
@@ -46,7 +50,7 @@ CRD_GROUPS = (
     "monitoring.coreos.com",
 )
 
-# shutdown_delay + shutdown_grace defaults (SPEC §9), in seconds.
+# gatehouse's shutdown_delay + shutdown_grace defaults, in seconds.
 DRAIN_SECONDS = 5 + 20
 
 
@@ -60,7 +64,14 @@ def render(path: str) -> list[dict[str, Any]]:
             docs: list[dict[str, Any]] = []
             for name in sorted(os.listdir(path)):
                 if name.endswith((".yaml", ".yml")):
-                    docs.extend(render(os.path.join(path, name)))
+                    file = os.path.join(path, name)
+                    found = render(file)
+                    if found and not any("apiVersion" in d or "kind" in d for d in found):
+                        # e.g. a Traefik file-provider dynamic.yaml next to
+                        # the CRD examples: parsed, but not a resource.
+                        print(f"skip {file}: no apiVersion or kind (not a Kubernetes manifest)")
+                        continue
+                    docs.extend(found)
             return docs
         out = subprocess.run(
             ["kubectl", "kustomize", path],
@@ -110,7 +121,7 @@ def shape_errors(doc: dict[str, Any]) -> list[str]:
 
 
 def hardening_errors(doc: dict[str, Any]) -> list[str]:
-    """What gatehouse's own Deployment must keep (issue: run it safely)."""
+    """What gatehouse's own Deployment must keep to run safely."""
     if doc.get("kind") != "Deployment" or (doc.get("metadata") or {}).get("name") != "gatehouse":
         return []
     errors = []
