@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check-config`, `verify`, `demo` (SPEC §1).
+//! The command line: `serve`, `check-config`, `verify`, `demo`,
+//! `proxy-config` (docs/cli.md).
 //!
 //! Parses arguments with clap, loads the config through
 //! [`Config::load`], and maps every outcome to an exit code: 0 success
@@ -56,6 +57,29 @@ enum Command {
     Verify(VerifyArgs),
     /// Run with a built-in issuer; prints sample tokens and commands.
     Demo(DemoArgs),
+    /// Print the proxy configuration that wires this gatehouse config.
+    ProxyConfig(ProxyConfigArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProxyConfigArgs {
+    /// nginx, caddy, traefik, envoy (gRPC ext_authz) or envoy-http (HTTP ext_authz).
+    #[arg(value_name = "TARGET")]
+    target: String,
+    /// Config file (YAML); default $GATEHOUSE_CONFIG, else none.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the proxy reaches gatehouse: http://HOST:PORT of the HTTP
+    /// listener, or HOST:PORT of the gRPC listener for `envoy` (default: the
+    /// configured listener, 0.0.0.0 read as 127.0.0.1).
+    #[arg(long, value_name = "URL")]
+    authz_url: Option<String>,
+    /// The protected application.
+    #[arg(long, value_name = "URL", default_value = crate::proxy_config::DEFAULT_UPSTREAM)]
+    upstream: String,
+    /// The proxy's own listening address.
+    #[arg(long, value_name = "ADDR", default_value = crate::proxy_config::DEFAULT_LISTEN)]
+    listen: String,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +157,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, env: Env) -> ExitCode {
         Command::CheckConfig(args) => check_config(&args.load_options(env)),
         Command::Verify(args) => verify(args, env),
         Command::Demo(args) => demo(args, &env),
+        Command::ProxyConfig(args) => proxy_config(args, env),
     }
 }
 
@@ -355,6 +380,41 @@ pub fn decision_json(decision: &Decision) -> Value {
                 "claims": {},
                 "headers": {},
             })
+        }
+    }
+}
+
+fn proxy_config(args: ProxyConfigArgs, env: Env) -> ExitCode {
+    use crate::proxy_config::{DEFAULT_LISTEN, DEFAULT_UPSTREAM, Flags, Target};
+    let target = match Target::parse(&args.target) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("gatehouse: proxy-config: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let opts = LoadOptions {
+        config_path: args.config.clone(),
+        grpc_addr: None,
+        http_addr: None,
+        env,
+    };
+    let config = match Config::load(&opts) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    // Flags left at their defaults are not repeated in the output's header.
+    let flags = Flags {
+        config: args.config.map(|p| p.display().to_string()),
+        authz_url: args.authz_url,
+        upstream: Some(args.upstream).filter(|u| u != DEFAULT_UPSTREAM),
+        listen: Some(args.listen).filter(|l| l != DEFAULT_LISTEN),
+    };
+    match crate::proxy_config::render(target, &config, &flags) {
+        Ok(text) => write_stdout(&text),
+        Err(e) => {
+            eprintln!("gatehouse: proxy-config {target}: {e}");
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }

@@ -20,6 +20,7 @@
 //! - [`tls`]: TLS and mTLS on both listeners, re-read on reload.
 //! - [`telemetry`]: logs, fingerprints, metrics.
 //! - [`cli`], [`demo`]: the command line and the built-in issuer.
+//! - [`proxy_config`]: the proxy configurations `gatehouse proxy-config` prints.
 
 pub mod cli;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod http;
 pub mod identity;
 pub mod jwks;
 pub mod policy;
+pub mod proxy_config;
 pub mod server;
 pub mod session;
 pub mod telemetry;

@@ -1,0 +1,7 @@
+//! The caddy configuration (being written).
+
+use super::Wiring;
+
+pub(super) fn render(w: &Wiring) -> String {
+    format!("# {}\n", w.command)
+}

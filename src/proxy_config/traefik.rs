@@ -1,0 +1,7 @@
+//! The traefik configuration (being written).
+
+use super::Wiring;
+
+pub(super) fn render(w: &Wiring) -> String {
+    format!("# {}\n", w.command)
+}
