@@ -452,7 +452,7 @@ mod tests {
         Config::compile(raw, &crate::config::Env::default()).unwrap()
     }
 
-    const BASE: &str = "providers:\n  - name: p\n    jwks_file: /dev/null\n";
+    const BASE: &str = "providers:\n  - name: p\n    issuer: https://i.example\n    jwks_uri: https://i.example/jwks\n";
 
     #[test]
     fn targets_parse_and_unknown_ones_name_the_choices() {
