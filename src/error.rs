@@ -383,6 +383,7 @@ impl AuthError {
         headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
         headers.push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
         headers.push((ERROR_HEADER, HeaderValue::from_static(self.code().as_str())));
+        headers.push((MESSAGE_HEADER, HeaderValue::from_static(self.message())));
         if let Some(challenge) = self.www_authenticate()
             && let Ok(value) = HeaderValue::from_str(&challenge)
         {
@@ -402,6 +403,10 @@ impl AuthError {
 /// render their own error page (nginx reads it with `auth_request_set`).
 pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-gatehouse-error");
 
+/// Response header carrying the message of a deny, so a proxy that
+/// rebuilds the body (nginx) sends the same text gatehouse would.
+pub const MESSAGE_HEADER: HeaderName = HeaderName::from_static("x-gatehouse-message");
+
 /// A refusal, rendered once for both doors: the HTTP door sends it as its
 /// response, the Envoy door as a `DeniedHttpResponse` with `grpc_code` as
 /// the `CheckResponse` status.
@@ -410,8 +415,8 @@ pub struct DenyResponse {
     pub status: StatusCode,
     /// `google.rpc.Code` of the `CheckResponse`.
     pub grpc_code: i32,
-    /// `content-type`, `cache-control`, `x-gatehouse-error`, and
-    /// `www-authenticate` on a 401.
+    /// `content-type`, `cache-control`, `x-gatehouse-error`,
+    /// `x-gatehouse-message`, and `www-authenticate` on a 401.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// `{"error": "...", "message": "..."}`.
     pub body: String,
@@ -602,6 +607,9 @@ mod tests {
             assert_eq!(get("content-type"), ["application/json"]);
             assert_eq!(get("cache-control"), ["no-store"]);
             assert_eq!(get("x-gatehouse-error"), [e.code().as_str()]);
+            assert_eq!(get("x-gatehouse-message"), [e.message()]);
+            // Proxies paste the message into a JSON string as it stands.
+            assert!(!e.message().contains(['"', '\\']), "{}", e.message());
             assert_eq!(
                 get("www-authenticate").len(),
                 usize::from(e.http_status() == 401)

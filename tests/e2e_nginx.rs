@@ -141,6 +141,8 @@ fn write_config(jwks_url: &str) -> (tempfile::TempDir, PathBuf) {
 rules:
   - match: {{ path_prefix: /open }}
     access: public
+  - match: {{ path_prefix: /public }}
+    access: public
   - match: {{ path: "/api/{{user_id}}/**" }}
     access: authenticated
     path_claims: {{ user_id: sub }}
@@ -230,7 +232,7 @@ fn identity_headers_reach_the_upstream_and_spoofed_ones_do_not() {
     let r = s.get("/open/readme", &SPOOF);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_no_identity(&r);
-    // Public at the nginx level: same.
+    // Another public rule: same.
     let r = s.get("/public/logo.svg", &SPOOF);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_no_identity(&r);

@@ -571,6 +571,7 @@ mod tests {
                 "content-type",
                 "cache-control",
                 "x-gatehouse-error",
+                "x-gatehouse-message",
                 "www-authenticate"
             ]
         );
