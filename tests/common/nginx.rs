@@ -75,6 +75,13 @@ pub struct Nginx {
 impl Nginx {
     /// Starts nginx in front of `app`, asking the gatehouse at `gatehouse`.
     pub fn start(gatehouse: SocketAddr, app: SocketAddr) -> Nginx {
+        let addr = free_addr();
+        Self::start_conf(&render_conf(addr, gatehouse, app), addr)
+    }
+
+    /// Starts nginx on the complete configuration `conf`, which listens on
+    /// `addr` (for example `gatehouse proxy-config nginx` output).
+    pub fn start_conf(conf_text: &str, addr: SocketAddr) -> Nginx {
         let bin = nginx_bin();
         let prefix = tempfile::Builder::new()
             .prefix("gatehouse-nginx-")
@@ -85,9 +92,8 @@ impl Nginx {
         set_mode(prefix.path(), 0o755);
         std::fs::create_dir_all(prefix.path().join("logs")).expect("logs dir");
         std::fs::create_dir_all(prefix.path().join("temp")).expect("temp dir");
-        let addr = free_addr();
         let conf = prefix.path().join("nginx.conf");
-        std::fs::write(&conf, render_conf(addr, gatehouse, app)).expect("write nginx.conf");
+        std::fs::write(&conf, conf_text).expect("write nginx.conf");
 
         let mut cmd = Command::new(&bin);
         cmd.arg("-p")
