@@ -65,9 +65,15 @@ pub(super) fn render(w: &Wiring) -> String {
         ""
     };
     let upstream_tls = if w.upstream.tls {
-        "\t\t# The application serves TLS. Caddy passes the client's Host on;\n\
-         \t\t# if the application's certificate names another host, add:\n\
-         \t\t# header_up Host {upstream_hostport}\n"
+        " {\n\
+         \t\t\t# The application serves TLS, checked against the system's trusted\n\
+         \t\t\t# CAs; for a private CA, uncomment:\n\
+         \t\t\t# transport http {\n\
+         \t\t\t# \ttls_trust_pool file /etc/caddy/app-ca.crt\n\
+         \t\t\t# }\n\
+         \t\t\t# To an HTTPS upstream Caddy sends the upstream's own host:port\n\
+         \t\t\t# as Host; the client's is in X-Forwarded-Host.\n\
+         \t\t}"
     } else {
         ""
     };
@@ -140,7 +146,7 @@ http://:{listen_port} {{
 		# 3. Allowed: on to the application. reverse_proxy sets X-Forwarded-For,
 		#    X-Forwarded-Proto and X-Forwarded-Host from the connection, not
 		#    from the client's copies.
-{upstream_tls}		reverse_proxy {upstream_url}
+		reverse_proxy {upstream_url}{upstream_tls}
 	}}
 }}
 "#,
@@ -258,5 +264,20 @@ mod tests {
              --listen 127.0.0.1:8001\n"
         ));
         assert!(text.contains("tls_trust_pool"), "no note on gatehouse's CA");
+
+        let tls_app = out(
+            "",
+            &Flags {
+                upstream: Some("https://app:9443".into()),
+                ..Flags::default()
+            },
+        );
+        let lines = directives(&tls_app);
+        let at = lines
+            .iter()
+            .position(|l| *l == "reverse_proxy https://app:9443 {")
+            .unwrap();
+        assert_eq!(lines[at + 1], "}", "only comments in the block:\n{tls_app}");
+        assert!(tls_app.contains("tls_trust_pool file /etc/caddy/app-ca.crt"));
     }
 }

@@ -56,8 +56,11 @@ pub(super) fn render(w: &Wiring) -> String {
         ""
     };
     let upstream_tls = if w.upstream.tls {
-        "        # The application serves TLS. For a private CA, add a\n        \
-         # serversTransport with rootCAs and name it here:\n        \
+        "        # The application serves TLS. For a private CA, name it in a\n        \
+         # transport under `http:` and uncomment the line below:\n        \
+         #   serversTransports:\n        \
+         #     app-tls:\n        \
+         #       rootCAs: [/etc/traefik/app-ca.crt]\n        \
          # serversTransport: app-tls\n"
     } else {
         ""
