@@ -1,7 +1,10 @@
-//! A real Envoy running `deploy/envoy/envoy.yaml` (or another file of that
-//! directory, e.g. `envoy-mtls.yaml` with its certificate paths replaced)
-//! with only its port numbers replaced (listener 10000, gatehouse 9001,
-//! upstream 8081, admin 9901), on free loopback ports, killed on drop.
+//! A real Envoy, killed on drop, on free loopback ports:
+//! - [`Envoy::start_file`] runs a file of `deploy/envoy/` (`envoy.yaml`,
+//!   `envoy-http.yaml`, or `envoy-mtls.yaml` with its certificate paths
+//!   replaced) with only its port numbers replaced: listener 10000,
+//!   gatehouse 9001 (gRPC) or 8080 (HTTP), upstream 8081, admin 9901;
+//! - [`Envoy::start_text`] runs any configuration text, e.g. what
+//!   `gatehouse proxy-config envoy|envoy-http` prints.
 //!
 //! The binary comes from `ENVOY_BIN`, else `<crate>/.venv/bin/envoy`.
 //! Without either the test fails with the install command; it never skips.
@@ -44,17 +47,25 @@ pub fn render_config(listener: u16, gatehouse: u16, upstream: u16, admin: u16) -
     render_file("envoy.yaml", listener, gatehouse, upstream, admin)
 }
 
-/// `deploy/envoy/<file>` with its ports replaced.
+/// `deploy/envoy/<file>` with its ports replaced. `gatehouse` replaces
+/// the gRPC port 9001, or the HTTP port 8080 in a file of Envoy's HTTP
+/// mode (`envoy-http.yaml`).
 pub fn render_file(file: &str, listener: u16, gatehouse: u16, upstream: u16, admin: u16) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("deploy/envoy")
         .join(file);
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let gatehouse_from = [9001, 8080]
+        .into_iter()
+        .find(|p| text.contains(&format!("port_value: {p} ")))
+        .unwrap_or_else(|| {
+            panic!("deploy/envoy/{file} has neither `port_value: 9001 ` nor `port_value: 8080 `")
+        });
     let mut out = text;
     for (from, to) in [
         (10000, listener),
-        (9001, gatehouse),
+        (gatehouse_from, gatehouse),
         (8081, upstream),
         (9901, admin),
     ] {
@@ -85,19 +96,20 @@ impl Envoy {
 
     /// Starts Envoy on `deploy/envoy/<file>` with its ports replaced and
     /// each `(from, to)` of `replace` substituted (paths to certificates).
+    /// `gatehouse` is gatehouse's gRPC address, or its HTTP address for
+    /// `envoy-http.yaml`.
     pub fn start_file(
         file: &str,
         replace: &[(&str, &str)],
-        gatehouse_grpc: SocketAddr,
+        gatehouse: SocketAddr,
         upstream: SocketAddr,
     ) -> Envoy {
-        let bin = envoy_bin();
         let addr = free_addr();
         let admin = free_addr();
         let mut config = render_file(
             file,
             addr.port(),
-            gatehouse_grpc.port(),
+            gatehouse.port(),
             upstream.port(),
             admin.port(),
         );
@@ -105,9 +117,34 @@ impl Envoy {
             assert!(config.contains(from), "deploy/envoy/{file} has no `{from}`");
             config = config.replace(from, to);
         }
+        Self::start_text(&config, addr, admin)
+    }
+
+    /// Starts Envoy on the configuration `yaml`, whose listener is
+    /// `listen`, and waits until its admin `/ready` at `admin` answers 200.
+    ///
+    /// The admin address `gatehouse proxy-config` prints
+    /// (`{ address: 127.0.0.1, port_value: 9901 }`) is moved to `admin`, so
+    /// printed text runs as it is; any other admin address must already be
+    /// `admin`.
+    pub fn start_text(yaml: &str, listen: SocketAddr, admin: SocketAddr) -> Envoy {
+        let bin = envoy_bin();
+        let printed_admin = "{ address: 127.0.0.1, port_value: 9901 }";
+        let config = yaml.replace(
+            printed_admin,
+            &format!(
+                "{{ address: {}, port_value: {} }}",
+                admin.ip(),
+                admin.port()
+            ),
+        );
         let dir = std::env::temp_dir().join("gatehouse-tests");
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join(format!("envoy-{}-{}.yaml", std::process::id(), addr.port()));
+        let file = dir.join(format!(
+            "envoy-{}-{}.yaml",
+            std::process::id(),
+            listen.port()
+        ));
         std::fs::write(&file, config).expect("write envoy config");
         let mut cmd = Command::new(bin);
         cmd.arg("-c")
@@ -129,7 +166,11 @@ impl Envoy {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Envoy { proc, addr, admin }
+        Envoy {
+            proc,
+            addr: listen,
+            admin,
+        }
     }
 
     /// The `gatehouse` cluster's health flags from the admin `/clusters`
