@@ -1,5 +1,6 @@
-//! Through a real Envoy running `deploy/envoy/envoy.yaml`: gatehouse's
-//! answers reach the client and the upstream as they should.
+//! Through a real Envoy running `deploy/envoy/envoy.yaml` (gRPC) and
+//! `deploy/envoy/envoy-http.yaml` (HTTP): gatehouse's answers reach the
+//! client and the upstream as they should.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -65,9 +66,9 @@ fn hs256_token_reaches_upstream_as_the_user_and_smuggled_identity_is_replaced() 
 #[test]
 fn client_identity_headers_never_reach_upstream_on_public_routes() {
     let s = stack();
-    // /healthz: ext_authz switched off in Envoy for this route.
-    // /public: checked, and public in gatehouse's rules.
-    for path in ["/healthz", "/public"] {
+    // Every route is checked; /public is public in gatehouse's rules, and
+    // its answer still removes the client's identity headers.
+    for path in ["/public", "/public?next=/api"] {
         let resp = s.envoy.request(
             "GET",
             path,
@@ -182,6 +183,7 @@ fn envoy_fails_closed_when_gatehouse_is_gone() {
     for _ in 0..5 {
         let resp = s.envoy.request("GET", "/api", &[("authorization", &auth)]);
         assert_eq!(resp.status, 503, "{}", resp.body);
+        assert_eq!(resp.json()["error"], "authorizer_unavailable");
     }
     assert_eq!(
         s.upstream.hits(),
@@ -233,4 +235,136 @@ fn two_hundred_concurrent_requests_are_all_answered_correctly() {
     );
     assert_eq!(s.upstream.hits(), 160);
     drop(s.gatehouse);
+}
+
+/// The same, with Envoy asking gatehouse's `/auth` (`envoy-http.yaml`,
+/// printed for the identity headers configured here).
+fn stack_http() -> Stack {
+    let upstream = EchoUpstream::start();
+    let config = write_config(&gatehouse_yaml(
+        "identity_headers:\n  x-user-id: sub\n  x-user-email: email\n  x-user-name: name\n  x-user-role: role\n",
+    ));
+    let gatehouse = Gatehouse::start(Some(&config), &gatehouse_env());
+    assert!(
+        gatehouse.wait_ready(Duration::from_secs(10)),
+        "{}",
+        gatehouse.proc.log_text()
+    );
+    let envoy = Envoy::start_file("envoy-http.yaml", &[], gatehouse.http_addr, upstream.addr);
+    assert!(
+        envoy.wait_gatehouse_health(Duration::from_secs(15), |h| h == "healthy"),
+        "gatehouse never healthy in envoy: {}",
+        envoy.gatehouse_health()
+    );
+    Stack {
+        upstream,
+        gatehouse,
+        envoy,
+    }
+}
+
+#[test]
+fn http_mode_passes_the_user_and_never_a_client_identity_header() {
+    let s = stack_http();
+    let auth = bearer(&hs256(TEST_SECRET, &user_claims("alice", 300)));
+    let smuggled = [
+        ("x-user-id", "mallory"),
+        ("x-user-name", "Mallory"),
+        ("x-user-role", "admin"),
+    ];
+    let mut headers = vec![("authorization", auth.as_str())];
+    headers.extend(smuggled);
+    let resp = s.envoy.request("GET", "/api/things?x=1", &headers);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(upstream_header(&resp, "x-user-id"), ["alice"]);
+    assert_eq!(upstream_header(&resp, "x-user-name"), ["User alice"]);
+    // alice has no role: gatehouse answers it empty and Envoy removes it.
+    assert!(
+        upstream_header(&resp, "x-user-role").is_empty(),
+        "{}",
+        resp.body
+    );
+    assert!(!resp.body.contains("mallory") && !resp.body.contains("Mallory"));
+
+    // A public path: every identity header is answered empty, so none of
+    // the client's reaches the upstream.
+    let resp = s.envoy.request("GET", "/public", &smuggled);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    for (name, _) in smuggled {
+        assert!(
+            upstream_header(&resp, name).is_empty(),
+            "{name}: {}",
+            resp.body
+        );
+    }
+}
+
+#[test]
+fn http_mode_judges_the_routed_request_not_the_clients_description() {
+    let s = stack_http();
+    let spoofs: [&[(&str, &str)]; 4] = [
+        &[
+            ("x-forwarded-uri", "/public"),
+            ("x-forwarded-method", "GET"),
+        ],
+        &[("x-original-uri", "/public"), ("x-original-method", "GET")],
+        &[("x-forwarded-host", "public.example")],
+        &[
+            ("x-forwarded-method", "OPTIONS"),
+            ("access-control-request-method", "GET"),
+        ],
+    ];
+    for headers in spoofs {
+        let resp = s.envoy.request("GET", "/api/things", headers);
+        assert_eq!(resp.status, 401, "{headers:?}: {}", resp.body);
+        assert_eq!(resp.json()["error"], "token_missing", "{headers:?}");
+    }
+    assert_eq!(
+        s.upstream.hits(),
+        0,
+        "a spoofed request reached the upstream"
+    );
+}
+
+#[test]
+fn http_mode_denials_keep_status_json_and_headers_and_fail_closed() {
+    let mut s = stack_http();
+    let resp = s.envoy.request("GET", "/api/things", &[]);
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert_eq!(resp.json()["error"], "token_missing");
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+    assert_eq!(resp.header("x-gatehouse-error"), Some("token_missing"));
+    assert!(
+        resp.header("www-authenticate")
+            .is_some_and(|c| c.starts_with("Bearer realm=\"gatehouse\"")),
+        "{resp:?}"
+    );
+
+    let user = bearer(&hs256(TEST_SECRET, &user_claims("carol", 300)));
+    let resp = s
+        .envoy
+        .request("GET", "/admin/panel", &[("authorization", &user)]);
+    assert_eq!(resp.status, 403, "{}", resp.body);
+    assert_eq!(resp.json()["error"], "forbidden");
+
+    let resp = s
+        .envoy
+        .request("GET", "/api;x", &[("authorization", &user)]);
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.json()["error"], "bad_request");
+    assert_eq!(resp.header("x-gatehouse-error"), Some("bad_request"));
+    assert_eq!(
+        s.upstream.hits(),
+        0,
+        "a denied request reached the upstream"
+    );
+
+    s.gatehouse.proc.signal("KILL");
+    s.gatehouse.proc.wait_exit(Duration::from_secs(5));
+    let resp = s.envoy.request("GET", "/api", &[("authorization", &user)]);
+    assert_eq!(resp.status, 503, "{}", resp.body);
+    assert_eq!(resp.json()["error"], "authorizer_unavailable");
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    assert_eq!(s.upstream.hits(), 0, "a request passed without gatehouse");
 }
