@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use common::envoy::{hs256, upstream_header};
 use common::{
-    EchoUpstream, Gatehouse, HttpResponse, Nginx, free_addr, gatehouse_bin, http_request,
+    Caddy, EchoUpstream, Envoy, Gatehouse, HttpResponse, Nginx, Traefik, free_addr, gatehouse_bin,
+    http_request,
 };
 use serde_json::json;
 
@@ -350,6 +351,114 @@ fn nginx_with_the_printed_configuration_holds_the_boundary() {
         r.json()["message"]
             .as_str()
             .is_some_and(|m| m.contains("encoded slash"))
+    );
+}
+
+#[test]
+fn caddy_with_the_printed_configuration_holds_the_boundary() {
+    let s = Stack::start();
+    let listen = free_addr();
+    let caddy = Caddy::start(&s.proxy_config("caddy", listen), listen);
+    battery("caddy", caddy.addr, &s.app);
+}
+
+#[test]
+fn traefik_with_the_printed_configuration_holds_the_boundary() {
+    let s = Stack::start();
+    let listen = free_addr();
+    let traefik = Traefik::start(&s.proxy_config("traefik", listen), listen);
+    battery("traefik", traefik.addr, &s.app);
+}
+
+#[test]
+fn envoy_grpc_with_the_printed_configuration_holds_the_boundary() {
+    let s = Stack::start();
+    let listen = free_addr();
+    let envoy = Envoy::start_text(&s.proxy_config("envoy", listen), listen, free_addr());
+    battery("envoy", envoy.addr, &s.app);
+}
+
+#[test]
+fn envoy_http_with_the_printed_configuration_holds_the_boundary() {
+    let s = Stack::start();
+    let listen = free_addr();
+    let envoy = Envoy::start_text(&s.proxy_config("envoy-http", listen), listen, free_addr());
+    battery("envoy-http", envoy.addr, &s.app);
+}
+
+/// Caddy as its own `forward_auth` documentation shows it: no header is
+/// stripped, so a client's `X-Original-URI` reaches gatehouse beside
+/// Caddy's own `X-Forwarded-*`. gatehouse refuses that as ambiguous
+/// instead of judging the client's path, and Caddy 2.11's `copy_headers`
+/// replaces the client's identity headers.
+#[test]
+fn caddy_as_documented_is_refused_as_ambiguous_not_bypassed() {
+    let s = Stack::start();
+    let listen = free_addr();
+    let conf = format!(
+        "{{
+\tadmin off
+\tpersist_config off
+\tauto_https off
+}}
+
+http://:{port} {{
+\tbind 127.0.0.1
+\tforward_auth {gatehouse} {{
+\t\turi /auth
+\t\tcopy_headers X-User-Id X-User-Email X-User-Role
+\t}}
+\treverse_proxy {app}
+}}
+",
+        port = listen.port(),
+        gatehouse = s.gatehouse.http_addr,
+        app = s.app.addr,
+    );
+    let caddy = Caddy::start(&conf, listen);
+    for spoof in [
+        ("x-original-uri", "/public/x"),
+        ("x-original-method", "OPTIONS"),
+    ] {
+        let r = send(caddy.addr, "GET", "/api/alice/notes", &[spoof]);
+        assert_eq!(r.status, 400, "{spoof:?}: {r:?}");
+        assert_eq!(r.json()["error"], "bad_request");
+        assert!(
+            r.json()["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("described twice"))
+        );
+    }
+    let r = send(
+        caddy.addr,
+        "GET",
+        "/api/alice/notes",
+        &[
+            ("x-original-method", "OPTIONS"),
+            ("access-control-request-method", "GET"),
+        ],
+    );
+    assert_eq!(r.status, 400, "the preflight disguise: {r:?}");
+    assert_eq!(s.app.hits(), 0, "a spoofed request reached the upstream");
+
+    let alice = token("alice", None);
+    let r = send(
+        caddy.addr,
+        "GET",
+        "/api/alice/notes",
+        &[
+            ("authorization", &alice),
+            ("x-user-id", "mallory"),
+            ("x-user-role", "admin"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(upstream_header(&r, "x-user-id"), ["alice"]);
+    assert!(
+        !upstream_header(&r, "x-user-role")
+            .iter()
+            .any(|v| v == "admin"),
+        "the client's role reached the upstream"
     );
 }
 
