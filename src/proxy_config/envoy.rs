@@ -156,7 +156,8 @@ pub(super) fn render_grpc(w: &Wiring) -> String {
 #   only as gatehouse answered them: every allow overwrites those it has a
 #   value for and removes the others, on every route, public ones included.
 # - Denials keep gatehouse's status, WWW-Authenticate and JSON body. Without
-#   an answer the request is refused with 503; nothing passes unchecked.
+#   an answer the request is refused with 503 and a JSON body of Envoy's
+#   (authorizer_unavailable). Nothing passes unchecked.
 "#,
         command = w.command,
         listen = w.listen.authority(),
