@@ -167,7 +167,7 @@ pub struct Wiring {
     pub listen: Endpoint,
     /// The family the proxy sets (never `Auto` here).
     pub family: RequestHeaders,
-    /// Every configured identity header, in configuration order.
+    /// Every configured identity header, sorted by name.
     pub identity_headers: Vec<IdentityHeader>,
     /// Request headers gatehouse reads a credential or a CORS preflight
     /// from, for proxies that pass an explicit allow-list to `/auth`
