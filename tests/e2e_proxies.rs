@@ -462,6 +462,41 @@ http://:{port} {{
     );
 }
 
+/// The battery checks its own checks: the printed nginx configuration
+/// with one identity header left out, or with the client's description
+/// passed on, must fail it.
+#[test]
+fn the_battery_fails_a_configuration_with_a_hole() {
+    let s = Stack::start();
+    for (hole, needle) in [
+        (
+            "X-User-Role is not replaced",
+            "proxy_set_header X-User-Role",
+        ),
+        (
+            "the method is left to the client",
+            "proxy_set_header X-Original-Method $request_method;",
+        ),
+    ] {
+        let listen = free_addr();
+        let printed = s.proxy_config("nginx", listen);
+        let holed: String = printed
+            .lines()
+            .filter(|l| !l.trim_start().starts_with(needle))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(
+            printed, holed,
+            "{needle} is not in the printed configuration"
+        );
+        let nginx = Nginx::start_conf(&holed, listen);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            battery("nginx with a hole", nginx.addr, &s.app)
+        }));
+        assert!(caught.is_err(), "the battery passed although {hole}");
+    }
+}
+
 /// nginx as its own `auth_request` documentation shows it: only
 /// `X-Original-URI` is set. gatehouse answers every request with a 400
 /// that names the missing header and the line to add (nginx shows its own
