@@ -17,10 +17,10 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Access, Config, ConfigError};
-use crate::error::{AuthError, MalformedKind};
+use crate::error::{AuthError, ForbiddenKind, InvalidKind, SessionKind};
 use crate::extract::{Credential, Extractor};
 use crate::identity::{Identity, RenderedHeaders};
-use crate::policy::normalize_path;
+use crate::policy::{Captures, OrganizationCheck, normalize_path};
 use crate::session::SessionStore;
 use crate::telemetry::{Fingerprint, Metrics};
 use crate::token_cache::{TokenCache, TokenKey};
@@ -92,6 +92,11 @@ pub struct Authorizer {
     verifier: Verifier,
     token_cache: TokenCache,
     sessions: Option<SessionStore>,
+    /// Providers whose tokens are bound to a live session: name → claim.
+    session_claims: Vec<(Arc<str>, String)>,
+    /// Whether Better Auth's tables are read (bans, bound sessions,
+    /// organizations): `session.postgres`.
+    reads_tables: bool,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 }
@@ -105,11 +110,22 @@ impl Authorizer {
             Some(spec) => Some(SessionStore::new(spec)?),
             None => None,
         };
+        let session_claims = config
+            .providers
+            .iter()
+            .filter_map(|p| Some((Arc::from(p.name.as_str()), p.session_claim.clone()?)))
+            .collect();
+        let reads_tables = matches!(
+            config.session.as_ref().map(|s| &s.backend),
+            Some(crate::config::SessionBackend::Postgres { .. })
+        );
         Ok(Self {
             extractor: Extractor::new(&config.token_sources),
             token_cache: TokenCache::new(config.token_cache_max_bytes),
             verifier,
             sessions,
+            session_claims,
+            reads_tables,
             metrics,
             config,
             shutdown: CancellationToken::new(),
@@ -228,7 +244,26 @@ impl Authorizer {
             };
         };
         let (identity, verified) = self.identify(&credential, &input.headers, trace).await?;
+        if self.reads_tables {
+            // Boxed: rare next to a cached token's decision, which stays small.
+            Box::pin(self.check_tables(&identity)).await?;
+        }
         rule.authorize(&identity.claims, &captures)?;
+        if let Some(check) = &rule.organization {
+            // The organization joins the identity for this request only, so
+            // nothing rendered for the token alone is reused.
+            let identity = Box::pin(self.join_organization(check, identity, &captures)).await?;
+            let headers = Arc::new(
+                self.config
+                    .identity_headers
+                    .render(Some(&identity.claims))?,
+            );
+            return Ok(Allow {
+                headers,
+                identity: Some(identity),
+                verified: None,
+            });
+        }
         let render = || self.config.identity_headers.render(Some(&identity.claims));
         let headers = match &verified {
             // A cached token's headers are rendered once and shared.
@@ -246,6 +281,58 @@ impl Authorizer {
             headers,
             identity: Some(identity),
             verified,
+        })
+    }
+
+    /// What Better Auth's tables say about an identified caller: a token
+    /// bound to a session needs that session alive, and a banned user is
+    /// refused whatever the credential. Looked up on every request (cached
+    /// for `session.cache_ttl`), cached verifications included.
+    async fn check_tables(&self, identity: &Identity) -> Result<(), AuthError> {
+        let Some(sessions) = &self.sessions else {
+            return Ok(());
+        };
+        if let Some((_, claim)) = self
+            .session_claims
+            .iter()
+            .find(|(provider, _)| **provider == *identity.provider)
+        {
+            let Some(sid) = identity.claims.get(claim).and_then(Value::as_str) else {
+                return Err(AuthError::Invalid(InvalidKind::MissingClaim));
+            };
+            sessions.check_bound_session(sid, identity.sub()).await?;
+        }
+        if let Some(sub) = identity.sub() {
+            sessions.check_ban(sub).await?;
+        }
+        Ok(())
+    }
+
+    /// Checks membership (and role) in the organization the path names and
+    /// returns the identity with `org_id` and `org_role` added.
+    async fn join_organization(
+        &self,
+        check: &OrganizationCheck,
+        identity: Identity,
+        captures: &Captures,
+    ) -> Result<Identity, AuthError> {
+        let (Some(sessions), Some(org_id), Some(sub)) =
+            (&self.sessions, captures.get(&check.param), identity.sub())
+        else {
+            return Err(AuthError::Forbidden(ForbiddenKind::NotAMember));
+        };
+        let Some(roles) = sessions.membership(sub, org_id).await? else {
+            return Err(AuthError::Forbidden(ForbiddenKind::NotAMember));
+        };
+        if !check.admits(&roles) {
+            return Err(AuthError::Forbidden(ForbiddenKind::OrganizationRole));
+        }
+        let mut claims = (*identity.claims).clone();
+        claims.insert("org_id".into(), Value::from(org_id));
+        claims.insert("org_role".into(), Value::from(&*roles));
+        Ok(Identity {
+            provider: identity.provider,
+            claims: Arc::new(claims),
         })
     }
 
@@ -274,8 +361,8 @@ impl Authorizer {
             Credential::Session { token, source } => {
                 trace.fingerprint = Some(TokenKey::of(token).fingerprint());
                 let Some(sessions) = &self.sessions else {
-                    // Not a JWT, and no session store to ask: not a token we can read.
-                    return Err(AuthError::Malformed(MalformedKind::NotThreeParts));
+                    // A session token, and no session store to ask: say so.
+                    return Err(AuthError::Session(SessionKind::NotConfigured));
                 };
                 trace.provider = Some(Arc::from("session"));
                 // Boxed: the session path's future is large and rare next to

@@ -186,6 +186,12 @@ pub enum ForbiddenKind {
     PathClaimMismatch,
     #[error("a claim value cannot be sent as a header")]
     BadHeaderValue,
+    #[error("the user is banned")]
+    UserBanned,
+    #[error("the caller is not a member of the organization")]
+    NotAMember,
+    #[error("the caller's role in the organization is not allowed")]
+    OrganizationRole,
 }
 
 /// The header family a proxy used (or should have used) to describe the
@@ -315,6 +321,9 @@ impl AuthError {
                 ForbiddenKind::ClaimMismatch => "claim_mismatch",
                 ForbiddenKind::PathClaimMismatch => "path_claim_mismatch",
                 ForbiddenKind::BadHeaderValue => "bad_header_value",
+                ForbiddenKind::UserBanned => "user_banned",
+                ForbiddenKind::NotAMember => "not_a_member",
+                ForbiddenKind::OrganizationRole => "organization_role",
             },
             Self::JwksUnavailable(_) => "jwks_unavailable",
             Self::SessionUnavailable => "session_unavailable",
@@ -363,6 +372,11 @@ impl AuthError {
     pub const fn message(&self) -> &'static str {
         match self {
             Self::BadRequest(kind) => bad_request_message(*kind),
+            Self::Session(SessionKind::NotConfigured) => {
+                "the credential is a session token, but no session lookup is configured: \
+                 set BETTER_AUTH_URL, or configure session (introspect_url or postgres)"
+            }
+            Self::Forbidden(ForbiddenKind::UserBanned) => "the user is banned",
             other => other.code().message(),
         }
     }
@@ -550,7 +564,14 @@ mod tests {
         ] {
             all.push(AuthError::Session(s));
         }
-        for f in [F::ClaimMismatch, F::PathClaimMismatch, F::BadHeaderValue] {
+        for f in [
+            F::ClaimMismatch,
+            F::PathClaimMismatch,
+            F::BadHeaderValue,
+            F::UserBanned,
+            F::NotAMember,
+            F::OrganizationRole,
+        ] {
             all.push(AuthError::Forbidden(f));
         }
         for b in [

@@ -44,6 +44,29 @@ pub struct Rule {
     claims: Vec<ClaimCheck>,
     /// `path_claims`: captured parameter → claim path.
     path_claims: Vec<(String, String)>,
+    /// `organization`: membership in the organization a parameter names.
+    pub organization: Option<OrganizationCheck>,
+}
+
+/// A rule's `organization` requirement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationCheck {
+    /// The path parameter holding the organization id.
+    pub param: String,
+    /// Any one of these roles; empty means any member.
+    pub roles: Vec<String>,
+}
+
+impl OrganizationCheck {
+    /// Whether a member whose `role` column holds `held` (several roles
+    /// separated by commas) satisfies the rule.
+    pub fn admits(&self, held: &str) -> bool {
+        self.roles.is_empty()
+            || held
+                .split(',')
+                .map(str::trim)
+                .any(|r| self.roles.iter().any(|want| want == r))
+    }
 }
 
 /// Path parameters captured by a template (`{user_id}` → value), decoded.
@@ -200,6 +223,7 @@ impl Rule {
             params: Vec::new(),
             claims: Vec::new(),
             path_claims: Vec::new(),
+            organization: None,
         }
     }
 
@@ -455,12 +479,42 @@ fn compile_rule(i: usize, raw: &RawRule) -> Result<Rule, ConfigError> {
         path_claims.push((param.clone(), claim.clone()));
     }
 
+    let organization = match &raw.organization {
+        None => None,
+        Some(org) => {
+            if !params.contains(&org.param) {
+                return Err(ConfigError::new(
+                    key("organization.param"),
+                    format!("the path template has no parameter {{{}}}", org.param),
+                ));
+            }
+            for (j, role) in org.roles.iter().enumerate() {
+                if role.trim().is_empty() || role.contains(',') {
+                    return Err(ConfigError::new(
+                        key(&format!("organization.roles[{j}]")),
+                        format!("{role:?} is not a role name"),
+                    ));
+                }
+            }
+            Some(OrganizationCheck {
+                param: org.param.clone(),
+                roles: org.roles.iter().map(|r| r.trim().to_owned()).collect(),
+            })
+        }
+    };
+
     let has_checks = !claims.is_empty() || !path_claims.is_empty();
     let access = raw.access.unwrap_or(Access::Authenticated);
     if access == Access::Public && has_checks {
         return Err(ConfigError::new(
             key("access"),
             "a public rule cannot require claims or path_claims",
+        ));
+    }
+    if access != Access::Authenticated && organization.is_some() {
+        return Err(ConfigError::new(
+            key("access"),
+            "an organization rule needs a caller: use access: authenticated",
         ));
     }
 
@@ -474,6 +528,7 @@ fn compile_rule(i: usize, raw: &RawRule) -> Result<Rule, ConfigError> {
         params,
         claims,
         path_claims,
+        organization,
     })
 }
 

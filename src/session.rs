@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, Secret, SessionBackend, SessionSpec};
-use crate::error::{AuthError, MalformedKind, SessionKind};
+use crate::error::{AuthError, ForbiddenKind, MalformedKind, SessionKind};
 use crate::extract::SourceKind;
 use crate::identity::Identity;
 
@@ -48,9 +48,24 @@ const MAX_TOKEN_LEN: usize = 1024;
 const PROVIDER: &str = "session";
 
 /// The one query the Postgres backend runs (prepared once per connection).
+///
+/// Columns that only some Better Auth plugins add are read through
+/// `to_jsonb(row)`, which yields NULL where the column does not exist, so
+/// one query fits every schema.
 const SESSION_QUERY: &str = "SELECT s.id, s.\"userId\", s.\"expiresAt\", u.email, u.name, \
-     u.\"emailVerified\", u.image FROM \"session\" s JOIN \"user\" u ON u.id = s.\"userId\" \
-     WHERE s.token = $1";
+     u.\"emailVerified\", u.image, to_jsonb(s) ->> 'activeOrganizationId' \
+     FROM \"session\" s JOIN \"user\" u ON u.id = s.\"userId\" WHERE s.token = $1";
+
+/// A session by id, for tokens bound to one (`session_claim`).
+const SESSION_BY_ID_QUERY: &str = "SELECT \"userId\", \"expiresAt\" FROM \"session\" WHERE id = $1";
+
+/// A user's ban (admin plugin columns; NULL and false without the plugin).
+const BAN_QUERY: &str = "SELECT coalesce((to_jsonb(u) ->> 'banned')::boolean, false), \
+     (to_jsonb(u) ->> 'banExpires')::timestamptz FROM \"user\" u WHERE u.id = $1";
+
+/// A user's roles in an organization (comma-separated), or NULL.
+const MEMBER_QUERY: &str = "SELECT string_agg(role, ',') FROM \"member\" \
+     WHERE \"organizationId\" = $1 AND \"userId\" = $2";
 
 /// Characters `encodeURIComponent` leaves alone, so a forwarded cookie
 /// looks exactly like the one Better Auth set.
@@ -76,6 +91,44 @@ pub struct SessionStore {
     /// Backend calls made (introspection requests or Postgres queries), for
     /// tests and benchmarks that assert the cache and single-flight.
     backend_calls: AtomicU64,
+    /// What only Better Auth's tables answer (`session.postgres`).
+    tables: Option<Tables>,
+}
+
+/// Lookups beside the session token's, each cached for `cache_ttl`,
+/// bounded by `cache_max_entries` and single-flight per key.
+#[derive(Debug)]
+struct Tables {
+    /// Session id → its row (tokens bound with `session_claim`).
+    sessions: moka::future::Cache<String, SessionRow>,
+    /// User id → ban; `None` when bans are not checked.
+    bans: Option<moka::future::Cache<String, Ban>>,
+    /// `user id NUL organization id` → roles held, if a member.
+    members: moka::future::Cache<String, Option<Arc<str>>>,
+}
+
+/// A session row looked up by id.
+#[derive(Debug, Clone)]
+enum SessionRow {
+    Live {
+        user_id: String,
+        expires_at: SystemTime,
+    },
+    Gone,
+}
+
+/// A user's ban as the admin plugin records it.
+#[derive(Debug, Clone, Copy)]
+struct Ban {
+    banned: bool,
+    /// `None`: for good (or not banned).
+    until: Option<SystemTime>,
+}
+
+impl Ban {
+    fn applies(&self, now: SystemTime) -> bool {
+        self.banned && self.until.is_none_or(|until| until > now)
+    }
 }
 
 #[derive(Debug)]
@@ -167,12 +220,115 @@ impl SessionStore {
             .max_capacity(spec.cache_max_entries)
             .time_to_live(spec.cache_ttl)
             .build();
+        let tables = matches!(backend, Backend::Postgres { .. }).then(|| Tables {
+            sessions: bounded(spec),
+            bans: spec.check_banned.then(|| bounded(spec)),
+            members: bounded(spec),
+        });
         Ok(Self {
             secret: spec.secret.clone(),
             backend,
             cache,
             backend_calls: AtomicU64::new(0),
+            tables,
         })
+    }
+
+    /// A token bound to session `sid` is valid only while that session
+    /// row exists, belongs to `sub` and has not expired (Better Auth
+    /// deletes the row on sign-out, revocation and ban).
+    pub async fn check_bound_session(&self, sid: &str, sub: Option<&str>) -> Result<(), AuthError> {
+        let Some((tables, pool)) = self.tables() else {
+            return Err(AuthError::SessionUnavailable);
+        };
+        let row = match tables.sessions.get(sid).await {
+            Some(row) => row,
+            None => {
+                let fetch = async {
+                    self.backend_calls.fetch_add(1, Ordering::Relaxed);
+                    query_session_by_id(pool, sid).await
+                };
+                tables
+                    .sessions
+                    .try_get_with(sid.to_owned(), fetch)
+                    .await
+                    .map_err(|e| unavailable(&e, "session lookup by id"))?
+            }
+        };
+        match row {
+            SessionRow::Live {
+                user_id,
+                expires_at,
+            } => {
+                if sub.is_some_and(|s| s != user_id) {
+                    return Err(AuthError::Session(SessionKind::Unknown));
+                }
+                if expires_at <= SystemTime::now() {
+                    return Err(AuthError::Session(SessionKind::Expired));
+                }
+                Ok(())
+            }
+            SessionRow::Gone => Err(AuthError::Session(SessionKind::Unknown)),
+        }
+    }
+
+    /// Refuses a user Better Auth's admin plugin has banned, until the ban
+    /// expires. Nothing to check when bans are off or not readable.
+    pub async fn check_ban(&self, user_id: &str) -> Result<(), AuthError> {
+        let Some((tables, pool)) = self.tables() else {
+            return Ok(());
+        };
+        let Some(bans) = &tables.bans else {
+            return Ok(());
+        };
+        let ban = match bans.get(user_id).await {
+            Some(ban) => ban,
+            None => {
+                let fetch = async {
+                    self.backend_calls.fetch_add(1, Ordering::Relaxed);
+                    query_ban(pool, user_id).await
+                };
+                bans.try_get_with(user_id.to_owned(), fetch)
+                    .await
+                    .map_err(|e| unavailable(&e, "ban lookup"))?
+            }
+        };
+        if ban.applies(SystemTime::now()) {
+            return Err(AuthError::Forbidden(ForbiddenKind::UserBanned));
+        }
+        Ok(())
+    }
+
+    /// The roles `user_id` holds in organization `org_id` (comma-separated,
+    /// as Better Auth stores them), or `None` for a non-member.
+    pub async fn membership(
+        &self,
+        user_id: &str,
+        org_id: &str,
+    ) -> Result<Option<Arc<str>>, AuthError> {
+        let Some((tables, pool)) = self.tables() else {
+            return Err(AuthError::SessionUnavailable);
+        };
+        let key = format!("{user_id}\0{org_id}");
+        if let Some(roles) = tables.members.get(&key).await {
+            return Ok(roles);
+        }
+        let fetch = async {
+            self.backend_calls.fetch_add(1, Ordering::Relaxed);
+            query_member(pool, org_id, user_id).await
+        };
+        tables
+            .members
+            .try_get_with(key, fetch)
+            .await
+            .map_err(|e| unavailable(&e, "organization membership lookup"))
+    }
+
+    fn tables(&self) -> Option<(&Tables, &Pool)> {
+        match (&self.tables, &self.backend) {
+            (Some(tables), Backend::Postgres { pool }) => Some((tables, pool)),
+            _ => None,
+        }
     }
 
     /// Resolves a session token to the session's user.
@@ -282,6 +438,89 @@ impl SessionStore {
             Backend::Postgres { pool } => query_postgres(pool, raw_token).await,
         }
     }
+}
+
+/// A cache bounded and timed like the session cache.
+fn bounded<K, V>(spec: &SessionSpec) -> moka::future::Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    moka::future::Cache::builder()
+        .max_capacity(spec.cache_max_entries)
+        .time_to_live(spec.cache_ttl)
+        .build()
+}
+
+/// Logs why the store could not answer; the request gets a 503.
+fn unavailable(e: &Unavailable, what: &str) -> AuthError {
+    tracing::warn!(error = %e, "session store unavailable during {what}");
+    AuthError::SessionUnavailable
+}
+
+/// Runs one prepared query with the backend timeout.
+async fn query_one(
+    pool: &Pool,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Option<tokio_postgres::Row>, Unavailable> {
+    let work = async {
+        let client = pool
+            .get()
+            .await
+            .map_err(|e| Unavailable::Postgres(e.to_string()))?;
+        let statement = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| Unavailable::Postgres(e.to_string()))?;
+        client
+            .query_opt(&statement, params)
+            .await
+            .map_err(|e| Unavailable::Postgres(e.to_string()))
+    };
+    tokio::time::timeout(BACKEND_TIMEOUT, work)
+        .await
+        .map_err(|_| Unavailable::Timeout)?
+}
+
+fn column(e: tokio_postgres::Error) -> Unavailable {
+    Unavailable::Postgres(e.to_string())
+}
+
+async fn query_session_by_id(pool: &Pool, sid: &str) -> Result<SessionRow, Unavailable> {
+    let Some(row) = query_one(pool, SESSION_BY_ID_QUERY, &[&sid]).await? else {
+        return Ok(SessionRow::Gone);
+    };
+    Ok(SessionRow::Live {
+        user_id: row.try_get(0).map_err(column)?,
+        expires_at: row.try_get(1).map_err(column)?,
+    })
+}
+
+async fn query_ban(pool: &Pool, user_id: &str) -> Result<Ban, Unavailable> {
+    let Some(row) = query_one(pool, BAN_QUERY, &[&user_id]).await? else {
+        // No such user: nothing to be banned.
+        return Ok(Ban {
+            banned: false,
+            until: None,
+        });
+    };
+    Ok(Ban {
+        banned: row.try_get(0).map_err(column)?,
+        until: row.try_get(1).map_err(column)?,
+    })
+}
+
+async fn query_member(
+    pool: &Pool,
+    org_id: &str,
+    user_id: &str,
+) -> Result<Option<Arc<str>>, Unavailable> {
+    let Some(row) = query_one(pool, MEMBER_QUERY, &[&org_id, &user_id]).await? else {
+        return Ok(None);
+    };
+    let roles: Option<String> = row.try_get(0).map_err(column)?;
+    Ok(roles.map(Arc::from))
 }
 
 /// The cache key: SHA-256 over the source class and the presented value,
@@ -414,32 +653,15 @@ async fn introspect(
         name: user.get("name").and_then(Value::as_str),
         email_verified: user.get("emailVerified").and_then(Value::as_bool),
         image: user.get("image").and_then(Value::as_str),
+        active_organization: session.get("activeOrganizationId").and_then(Value::as_str),
     };
     Ok(answer(fields, expires_at))
 }
 
 async fn query_postgres(pool: &Pool, token: &str) -> Result<Cached, Unavailable> {
-    let work = async {
-        let client = pool
-            .get()
-            .await
-            .map_err(|e| Unavailable::Postgres(e.to_string()))?;
-        let statement = client
-            .prepare_cached(SESSION_QUERY)
-            .await
-            .map_err(|e| Unavailable::Postgres(e.to_string()))?;
-        client
-            .query_opt(&statement, &[&token])
-            .await
-            .map_err(|e| Unavailable::Postgres(e.to_string()))
-    };
-    let row = tokio::time::timeout(BACKEND_TIMEOUT, work)
-        .await
-        .map_err(|_| Unavailable::Timeout)??;
-    let Some(row) = row else {
+    let Some(row) = query_one(pool, SESSION_QUERY, &[&token]).await? else {
         return Ok(Cached::Refused(SessionKind::Unknown));
     };
-    let column = |e: tokio_postgres::Error| Unavailable::Postgres(e.to_string());
     let session_id: String = row.try_get(0).map_err(column)?;
     let user_id: String = row.try_get(1).map_err(column)?;
     let expires_at: SystemTime = row.try_get(2).map_err(column)?;
@@ -447,6 +669,7 @@ async fn query_postgres(pool: &Pool, token: &str) -> Result<Cached, Unavailable>
     let name: Option<String> = row.try_get(4).map_err(column)?;
     let email_verified: Option<bool> = row.try_get(5).map_err(column)?;
     let image: Option<String> = row.try_get(6).map_err(column)?;
+    let active_organization: Option<String> = row.try_get(7).map_err(column)?;
     let fields = UserFields {
         user_id: &user_id,
         session_id: &session_id,
@@ -454,6 +677,7 @@ async fn query_postgres(pool: &Pool, token: &str) -> Result<Cached, Unavailable>
         name: name.as_deref(),
         email_verified,
         image: image.as_deref(),
+        active_organization: active_organization.as_deref(),
     };
     Ok(answer(fields, expires_at))
 }
@@ -466,6 +690,8 @@ struct UserFields<'a> {
     name: Option<&'a str>,
     email_verified: Option<bool>,
     image: Option<&'a str>,
+    /// The organization plugin's `activeOrganizationId`.
+    active_organization: Option<&'a str>,
 }
 
 /// A found session: valid with the user's identity, or expired.
@@ -488,6 +714,9 @@ fn answer(fields: UserFields<'_>, expires_at: SystemTime) -> Cached {
         claims.insert("image".into(), Value::from(image));
     }
     claims.insert("session_id".into(), Value::from(fields.session_id));
+    if let Some(org) = fields.active_organization {
+        claims.insert("active_organization_id".into(), Value::from(org));
+    }
     Cached::Valid {
         identity: Identity {
             provider: Arc::from(PROVIDER),
@@ -509,6 +738,7 @@ mod tests {
             cache_ttl: Duration::from_secs(30),
             cache_max_entries: 100,
             secret: secret.map(|s| Secret(s.as_bytes().to_vec())),
+            check_banned: false,
         }
     }
 
@@ -617,6 +847,7 @@ mod tests {
             name: Some("Ann"),
             email_verified: Some(false),
             image: None,
+            active_organization: Some("org1"),
         };
         let past = SystemTime::now() - Duration::from_secs(1);
         assert!(matches!(

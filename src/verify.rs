@@ -645,6 +645,7 @@ mod tests {
             leeway: Duration::from_secs(60),
             require: vec!["exp".into()],
             max_lifetime: None,
+            session_claim: None,
         }
     }
 

@@ -50,7 +50,8 @@ fn defaults_fill_everything() {
         c.token_sources,
         vec![
             TokenSource::Bearer,
-            TokenSource::Cookie("better-auth.session_token".into())
+            TokenSource::Cookie("better-auth.session_token".into()),
+            TokenSource::Cookie("__Secure-better-auth.session_token".into()),
         ]
     );
     assert_eq!(c.default_access, Access::Authenticated);
@@ -176,6 +177,87 @@ fn better_auth_url_alone_is_a_complete_config() {
         KeySource::JwksUri("http://127.0.0.1:3000/api/auth/jwks".into())
     );
     assert_eq!(p.algorithms, None);
+    // Browsers too: their session cookie is looked up where Better Auth
+    // answers it, and check-config shows the derived block.
+    let session = c.session.as_ref().expect("a session lookup");
+    assert!(matches!(
+        &session.backend,
+        gatehouse::config::SessionBackend::Introspect(url)
+            if url == "http://127.0.0.1:3000/api/auth/get-session"
+    ));
+    assert!(!session.check_banned);
+    let shown = gatehouse::cli::render_check_config(&c);
+    assert!(
+        shown.contains("introspect_url: http://127.0.0.1:3000/api/auth/get-session"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_session_block_in_the_file_wins_over_the_derived_one() {
+    let env = Env::default()
+        .with("BETTER_AUTH_URL", "http://127.0.0.1:3000")
+        .with("DATABASE_URL", "postgres://u@127.0.0.1/db");
+    let c = load("session:\n  postgres: { url_env: DATABASE_URL }\n", env).unwrap();
+    let session = c.session.as_ref().expect("the file's session block");
+    assert!(matches!(
+        session.backend,
+        gatehouse::config::SessionBackend::Postgres { .. }
+    ));
+    assert!(
+        session.check_banned,
+        "bans are checked by default with postgres"
+    );
+}
+
+#[test]
+fn what_only_better_auths_tables_answer_needs_postgres() {
+    let env = || Env::default().with("BETTER_AUTH_URL", "http://127.0.0.1:3000");
+    let e = err(
+        "providers:\n  - name: better-auth\n    session_claim: sid\n",
+        env(),
+    );
+    assert_eq!(e.key, "providers[0].session_claim");
+    assert!(e.message.contains("session.postgres"), "{e}");
+    let e = err(
+        "rules:\n  - match: { path: /x }\n  - match: { path: \"/orgs/{org_id}/**\" }\n    \
+         organization: { param: org_id }\n",
+        env(),
+    );
+    assert_eq!(e.key, "rules[1].organization");
+    let e = err(
+        "session:\n  introspect_url: http://a/b\n  check_banned: true\n",
+        env(),
+    );
+    assert_eq!(e.key, "session.check_banned");
+}
+
+#[test]
+fn organization_rules_are_checked_at_load() {
+    let env = || Env::default().with("DATABASE_URL", "postgres://u@127.0.0.1/db");
+    let base = format!("{ONE_PROVIDER}session:\n  postgres: {{ url_env: DATABASE_URL }}\n");
+    let ok = format!(
+        "{base}rules:\n  - match: {{ path: \"/orgs/{{org_id}}/**\" }}\n    \
+         organization: {{ param: org_id, roles: [owner, admin] }}\n"
+    );
+    load(&ok, env()).unwrap();
+    for (rule, key) in [
+        (
+            "  - match: { path: \"/orgs/{id}/**\" }\n    organization: { param: org_id }\n",
+            "rules[0].organization.param",
+        ),
+        (
+            "  - match: { path: \"/orgs/{org_id}\" }\n    organization: { param: org_id, roles: [\"a,b\"] }\n",
+            "rules[0].organization.roles[0]",
+        ),
+        (
+            "  - match: { path: \"/orgs/{org_id}\" }\n    access: public\n    organization: { param: org_id }\n",
+            "rules[0].access",
+        ),
+    ] {
+        let e = err(&format!("{base}rules:\n{rule}"), env());
+        assert_eq!(e.key, key, "{e}");
+    }
 }
 
 #[test]

@@ -250,7 +250,9 @@ fn bad_or_missing_tokens_get_401_and_never_reach_the_upstream() {
     let other = Issuer::new("k1");
     let cases = [
         (None, "token_missing"),
-        (Some("not-a-jwt".to_owned()), "token_malformed"),
+        (Some("x.y.z".to_owned()), "token_malformed"),
+        // Not a JWT: a session token, and no session lookup is configured.
+        (Some("not-a-jwt".to_owned()), "session_invalid"),
         (Some(s.issuer.token("alice", -600)), "token_expired"),
         // Same kid, another key: the signature does not verify.
         (Some(other.token("alice", 900)), "token_invalid"),

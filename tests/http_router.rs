@@ -252,6 +252,7 @@ async fn metrics_expose_the_spec_series_after_decisions() {
         leeway: Duration::from_secs(60),
         require: vec!["exp".into()],
         max_lifetime: None,
+        session_claim: None,
     });
     let st = state(cfg, None);
     st.authorizer().start();

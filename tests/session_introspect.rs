@@ -20,6 +20,7 @@ fn store(ba: &BetterAuth, ttl: Duration, secret: Option<&str>) -> SessionStore {
         cache_ttl: ttl,
         cache_max_entries: 1000,
         secret: secret.map(|s| Secret(s.as_bytes().to_vec())),
+        check_banned: false,
     })
     .unwrap()
 }

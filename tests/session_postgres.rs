@@ -28,6 +28,7 @@ fn store(url: &str, ttl: Duration, max_connections: usize, secret: &str) -> Sess
         cache_ttl: ttl,
         cache_max_entries: 1000,
         secret: Some(Secret(secret.as_bytes().to_vec())),
+        check_banned: true,
     })
     .unwrap()
 }

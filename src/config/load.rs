@@ -53,6 +53,10 @@ pub const DEFAULT_GRPC_ADDR: &str = "0.0.0.0:9001";
 pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
 pub const DEFAULT_LOG: &str = "info";
 pub const DEFAULT_SESSION_COOKIE: &str = "better-auth.session_token";
+/// The name Better Auth gives its session cookie over https.
+pub const DEFAULT_SECURE_SESSION_COOKIE: &str = "__Secure-better-auth.session_token";
+/// Where `BETTER_AUTH_URL` alone looks sessions up.
+pub const BETTER_AUTH_GET_SESSION: &str = "/api/auth/get-session";
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
 pub const DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -271,6 +275,16 @@ pub fn layer(mut raw: RawConfig, opts: &LoadOptions) -> Result<RawConfig, Config
             },
         );
     }
+    // One variable protects browsers too: their session cookie is looked up
+    // where Better Auth answers it, unless the file chose a session store.
+    if let Some(url) = &url
+        && raw.session.is_none()
+    {
+        raw.session = Some(RawSession {
+            introspect_url: Some(format!("{url}{BETTER_AUTH_GET_SESSION}")),
+            ..RawSession::default()
+        });
+    }
     if env.get(ENV_BETTER_AUTH_SECRET).is_some() {
         upsert_provider(
             &mut raw.providers,
@@ -419,6 +433,7 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
         vec![
             RawTokenSource::Header("authorization".to_owned()),
             RawTokenSource::Cookie(DEFAULT_SESSION_COOKIE.to_owned()),
+            RawTokenSource::Cookie(DEFAULT_SECURE_SESSION_COOKIE.to_owned()),
         ]
     });
     if raw_sources.is_empty() {
@@ -453,6 +468,25 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
         Some(s) => Some(compile_session(s, env)?),
         None => None,
     };
+
+    // What only Better Auth's tables can answer needs them.
+    let postgres = matches!(
+        session.as_ref().map(|s| &s.backend),
+        Some(SessionBackend::Postgres { .. })
+    );
+    if !postgres {
+        let why = "needs session.postgres: only Better Auth's tables can answer it \
+                   (the get-session endpoint cannot)";
+        if let Some(i) = providers.iter().position(|p| p.session_claim.is_some()) {
+            return Err(ConfigError::new(
+                format!("providers[{i}].session_claim"),
+                why,
+            ));
+        }
+        if let Some(i) = eff.rules.iter().position(|r| r.organization.is_some()) {
+            return Err(ConfigError::new(format!("rules[{i}].organization"), why));
+        }
+    }
 
     let everything_public = default_access == Access::Public
         && eff.rules.iter().all(|r| r.access == Some(Access::Public));
@@ -692,6 +726,15 @@ fn compile_provider(
         leeway,
         require,
         max_lifetime: p.max_lifetime,
+        session_claim: match &p.session_claim {
+            Some(c) if c.trim().is_empty() || c.contains('.') => {
+                return Err(ConfigError::new(
+                    k("session_claim"),
+                    format!("{c:?} is not a top-level claim name"),
+                ));
+            }
+            other => other.clone(),
+        },
     })
 }
 
@@ -770,11 +813,20 @@ fn compile_session(s: &mut RawSession, env: &Env) -> Result<SessionSpec, ConfigE
             .get(ENV_BETTER_AUTH_SECRET)
             .map(|v| Secret(v.as_bytes().to_vec())),
     };
+    let postgres = matches!(backend, SessionBackend::Postgres { .. });
+    let check_banned = *s.check_banned.get_or_insert(postgres);
+    if check_banned && !postgres {
+        return Err(ConfigError::new(
+            "session.check_banned",
+            "bans are read from Better Auth's \"user\" table: it needs session.postgres",
+        ));
+    }
     Ok(SessionSpec {
         backend,
         cache_ttl,
         cache_max_entries,
         secret,
+        check_banned,
     })
 }
 

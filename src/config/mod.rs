@@ -156,6 +156,8 @@ pub struct ProviderSpec {
     /// Claims that must be present (default `["exp"]`).
     pub require: Vec<String>,
     pub max_lifetime: Option<Duration>,
+    /// The claim naming the Better Auth session a token is bound to.
+    pub session_claim: Option<String>,
 }
 
 /// A validated token source (SPEC §3 `token_sources`).
@@ -189,6 +191,8 @@ pub struct SessionSpec {
     /// Cookie-signing secret; when known, unsigned or forged cookies are
     /// refused before any lookup.
     pub secret: Option<Secret>,
+    /// Refuse users Better Auth's admin plugin has banned.
+    pub check_banned: bool,
 }
 
 /// Validated TLS settings.

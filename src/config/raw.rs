@@ -114,6 +114,10 @@ pub struct RawProvider {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_lifetime: Option<Duration>,
+    /// A claim naming the Better Auth session the token was minted for
+    /// (`sid`): the token is valid only while that session row lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_claim: Option<String>,
 }
 
 /// One place a credential may come from (SPEC §3 `token_sources[]`).
@@ -211,6 +215,20 @@ pub struct RawRule {
     /// path parameter → claim that must equal it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub path_claims: BTreeMap<String, String>,
+    /// Membership in the Better Auth organization a path parameter names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<RawOrganization>,
+}
+
+/// `organization: { param: org_id, roles: [owner, admin] }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrganization {
+    /// The path parameter holding the organization id.
+    pub param: String,
+    /// Any one of these roles is required; empty: any member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// The request side of a rule.
@@ -285,6 +303,9 @@ pub struct RawSession {
     pub secret_env: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_max_entries: Option<u64>,
+    /// Refuse banned Better Auth users (default true with `postgres`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_banned: Option<bool>,
 }
 
 /// Postgres session store.

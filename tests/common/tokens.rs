@@ -260,6 +260,7 @@ pub fn provider(name: &str, issuer: Option<&str>, keys: KeySource) -> ProviderSp
         leeway: Duration::from_secs(60),
         require: vec!["exp".to_owned()],
         max_lifetime: None,
+        session_claim: None,
     }
 }
 
