@@ -696,3 +696,19 @@ fn ipv6_hosts_and_ports() {
     assert_eq!(index_of(&set, "GET", Some("[::1]"), "/"), Some(0));
     assert_eq!(index_of(&set, "GET", Some("[::2]"), "/"), None);
 }
+
+#[test]
+fn organization_roles_match_any_of_a_members_comma_separated_roles() {
+    use gatehouse::policy::OrganizationCheck;
+    let check = |roles: &[&str]| OrganizationCheck {
+        param: "org_id".into(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+    };
+    assert!(check(&[]).admits("member"), "no roles: any member");
+    assert!(check(&["owner", "admin"]).admits("admin"));
+    assert!(check(&["owner", "admin"]).admits("member,admin"));
+    assert!(check(&["owner", "admin"]).admits("member, owner"));
+    assert!(!check(&["owner", "admin"]).admits("member"));
+    assert!(!check(&["admin"]).admits("administrator"));
+    assert!(!check(&["admin"]).admits(""));
+}
