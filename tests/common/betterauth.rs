@@ -1,7 +1,9 @@
 //! A real Better Auth server (`tests/betterauth/server.mjs`, npm
-//! `better-auth` 1.7 with the `jwt()` and `bearer()` plugins) on a free
-//! loopback port, and the calls a test makes against it through Better
-//! Auth's own HTTP API: sign up, sign in, fetch a JWT, sign out.
+//! `better-auth` 1.7 with the `jwt()` and `bearer()` plugins, and on
+//! request `admin()`, `organization()` and a `sid` claim in its JWTs) on a
+//! free loopback port, and the calls a test makes against it through Better
+//! Auth's own HTTP API: sign up, sign in, fetch a JWT, sign out; ban and
+//! unban; create an organization, invite and accept, set the active one.
 //!
 //! Also a throwaway Postgres database per test (`TestDb`) on the shared
 //! server at 127.0.0.1:5432, dropped when the test ends. This module does
@@ -36,6 +38,19 @@ pub struct BetterAuthOpts {
     pub database_url: Option<String>,
     /// Include the `bearer()` plugin (session token as `Authorization: Bearer`).
     pub bearer_plugin: bool,
+    /// JWTs carry `sid`, the id of their session
+    /// (`jwt({ jwt: { definePayload: ({user, session}) => ({...user, sid: session.id}) } })`).
+    pub sid_claim: bool,
+    /// Include the `admin()` plugin (`/api/auth/admin/*`, ban columns on "user").
+    pub admin_plugin: bool,
+    /// Emails that sign up with `"user".role = 'admin'`.
+    pub admin_emails: Vec<String>,
+    /// Include the `organization()` plugin (`/api/auth/organization/*`).
+    pub organization_plugin: bool,
+    /// `baseURL` (JWT issuer and audience, trusted origin) when it is not the
+    /// server's own address: a second server on the same database and
+    /// secret then signs with the same key for the same issuer.
+    pub base_url: Option<String>,
 }
 
 impl Default for BetterAuthOpts {
@@ -47,14 +62,21 @@ impl Default for BetterAuthOpts {
             grace: None,
             database_url: None,
             bearer_plugin: true,
+            sid_claim: false,
+            admin_plugin: false,
+            admin_emails: Vec::new(),
+            organization_plugin: false,
+            base_url: None,
         }
     }
 }
 
 /// A running Better Auth server.
 pub struct BetterAuth {
-    /// Base URL, also the JWT issuer and audience (`http://127.0.0.1:PORT`).
+    /// Base URL, also the JWT issuer and audience (`http://127.0.0.1:PORT`,
+    /// or [`BetterAuthOpts::base_url`]).
     pub url: String,
+    /// Where the server listens.
     pub addr: SocketAddr,
     pub secret: String,
     pub proc: Proc,
@@ -83,7 +105,11 @@ impl BetterAuth {
         );
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let url = format!("http://{addr}");
+        let url = opts
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let on = |b: bool| if b { "on" } else { "off" };
         let mut cmd = Command::new("node");
         cmd.arg(dir.join("server.mjs"))
             .current_dir(&dir)
@@ -94,10 +120,11 @@ impl BetterAuth {
             .env_remove("DATABASE_URL")
             .env_remove("JWT_ROTATION_SECONDS")
             .env_remove("JWT_GRACE_SECONDS")
-            .env(
-                "BEARER_PLUGIN",
-                if opts.bearer_plugin { "on" } else { "off" },
-            );
+            .env("BEARER_PLUGIN", on(opts.bearer_plugin))
+            .env("SID_CLAIM", on(opts.sid_claim))
+            .env("ADMIN_PLUGIN", on(opts.admin_plugin))
+            .env("ADMIN_EMAILS", opts.admin_emails.join(","))
+            .env("ORG_PLUGIN", on(opts.organization_plugin));
         if let Some(r) = opts.rotation {
             cmd.env("JWT_ROTATION_SECONDS", r.as_secs().max(1).to_string());
         }
@@ -206,6 +233,148 @@ impl BetterAuth {
         assert_eq!(res.status, 200, "sign-out failed: {}", res.body);
     }
 
+    /// The session behind a cookie (`GET /api/auth/get-session`): its
+    /// `session` and `user` objects; panics when there is none.
+    pub fn session(&self, cookie: &str) -> serde_json::Value {
+        let res = self.get_session(cookie);
+        assert_eq!(res.status, 200, "get-session failed: {}", res.body);
+        let v = res.json();
+        assert!(
+            v["session"].is_object(),
+            "no session for {cookie}: {}",
+            res.body
+        );
+        v
+    }
+
+    /// The id of the session behind a cookie (`"session".id`; the `sid`
+    /// of its JWTs with [`BetterAuthOpts::sid_claim`]).
+    pub fn session_id(&self, cookie: &str) -> String {
+        self.session(cookie)["session"]["id"]
+            .as_str()
+            .expect("session.id")
+            .to_owned()
+    }
+
+    /// `POST /api/auth/<path>` as the session behind `cookie`; asserts 200
+    /// and returns the JSON answer.
+    pub fn post_as(&self, cookie: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let full = format!("/api/auth/{path}");
+        let res = self.call("POST", &full, &[("cookie", cookie)], Some(body));
+        assert_eq!(res.status, 200, "POST {full} {body} failed: {}", res.body);
+        if res.body.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            res.json()
+        }
+    }
+
+    /// Bans `user_id` through `POST /api/auth/admin/ban-user` as an admin
+    /// (a session whose user has role `admin`, see
+    /// [`BetterAuthOpts::admin_emails`]); `expires_in` sets `banExpiresIn`
+    /// (whole seconds), `None` bans for good. Better Auth also deletes every
+    /// session of the user.
+    pub fn ban(&self, admin_cookie: &str, user_id: &str, expires_in: Option<Duration>) {
+        let mut body = serde_json::json!({"userId": user_id, "banReason": "test ban"});
+        if let Some(d) = expires_in {
+            body["banExpiresIn"] = d.as_secs().max(1).into();
+        }
+        let res = self.post_as(admin_cookie, "admin/ban-user", &body);
+        assert_eq!(res["user"]["banned"], true, "{res}");
+    }
+
+    /// Lifts a ban through `POST /api/auth/admin/unban-user`.
+    pub fn unban(&self, admin_cookie: &str, user_id: &str) {
+        let res = self.post_as(
+            admin_cookie,
+            "admin/unban-user",
+            &serde_json::json!({"userId": user_id}),
+        );
+        assert_eq!(res["user"]["banned"], false, "{res}");
+    }
+
+    /// Creates an organization through `POST /api/auth/organization/create`
+    /// (the creator becomes its `owner` and it becomes the session's active
+    /// organization); returns its id.
+    pub fn create_org(&self, cookie: &str, name: &str, slug: &str) -> String {
+        let res = self.post_as(
+            cookie,
+            "organization/create",
+            &serde_json::json!({"name": name, "slug": slug}),
+        );
+        res["id"].as_str().expect("organization id").to_owned()
+    }
+
+    /// Invites `email` to `org_id` with `roles` through
+    /// `POST /api/auth/organization/invite-member` as `inviter_cookie`;
+    /// returns the invitation id.
+    pub fn invite(
+        &self,
+        inviter_cookie: &str,
+        org_id: &str,
+        email: &str,
+        roles: &[&str],
+    ) -> String {
+        let res = self.post_as(
+            inviter_cookie,
+            "organization/invite-member",
+            &serde_json::json!({"email": email, "role": roles, "organizationId": org_id}),
+        );
+        res["id"].as_str().expect("invitation id").to_owned()
+    }
+
+    /// Accepts an invitation through
+    /// `POST /api/auth/organization/accept-invitation` as its recipient
+    /// (the organization becomes the session's active one); returns the
+    /// new member row (`id`, `organizationId`, `userId`, `role`).
+    pub fn accept_invitation(&self, cookie: &str, invitation_id: &str) -> serde_json::Value {
+        let res = self.post_as(
+            cookie,
+            "organization/accept-invitation",
+            &serde_json::json!({"invitationId": invitation_id}),
+        );
+        res["member"].clone()
+    }
+
+    /// Makes the user behind `member_cookie` (email `member_email`) a member
+    /// of `org_id` with `roles`, the way Better Auth offers it over HTTP
+    /// (its `addMember` is server-only): an invitation from
+    /// `inviter_cookie`, accepted by the member. Returns `"member".role` as
+    /// stored: the roles joined with `,` (e.g. `admin,member`).
+    pub fn add_member(
+        &self,
+        inviter_cookie: &str,
+        org_id: &str,
+        member_cookie: &str,
+        member_email: &str,
+        roles: &[&str],
+    ) -> String {
+        let invitation = self.invite(inviter_cookie, org_id, member_email, roles);
+        let member = self.accept_invitation(member_cookie, &invitation);
+        assert_eq!(member["organizationId"], org_id, "{member}");
+        member["role"].as_str().expect("member.role").to_owned()
+    }
+
+    /// Removes a member (by user email) through
+    /// `POST /api/auth/organization/remove-member`.
+    pub fn remove_member(&self, cookie: &str, org_id: &str, member_email: &str) {
+        self.post_as(
+            cookie,
+            "organization/remove-member",
+            &serde_json::json!({"memberIdOrEmail": member_email, "organizationId": org_id}),
+        );
+    }
+
+    /// Sets the session's active organization through
+    /// `POST /api/auth/organization/set-active` (`None` unsets it).
+    pub fn set_active_org(&self, cookie: &str, org_id: Option<&str>) {
+        self.post_as(
+            cookie,
+            "organization/set-active",
+            &serde_json::json!({ "organizationId": org_id }),
+        );
+    }
+
     /// How many `get-session` requests the server has answered.
     pub fn get_session_calls(&self) -> u64 {
         let res = request_with_body(self.addr, "GET", "/__stats", &[], None)
@@ -232,6 +401,16 @@ pub fn session_cookie(res: &HttpResponse) -> String {
         .find(|pair| pair.starts_with("better-auth.session_token="))
         .unwrap_or_else(|| panic!("no session cookie in {:?}", res.headers))
         .to_owned()
+}
+
+/// The decoded JSON payload of a JWT (no verification).
+pub fn jwt_payload(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).expect("JWT payload part");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("JWT payload is base64url");
+    serde_json::from_slice(&bytes).expect("JWT payload is JSON")
 }
 
 /// The cookie's value, URL-decoded: `TOKEN.SIG`.
