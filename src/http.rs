@@ -36,7 +36,7 @@ use crate::config::RequestHeaders;
 use crate::decision::{CheckInput, Decision, Door};
 use crate::error::{AuthError, BadRequestKind, Family};
 use crate::identity::RenderedHeaders;
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub use crate::error::ERROR_HEADER;
 

@@ -16,6 +16,7 @@
 //! - [`decision`]: the [`decision::Authorizer`] tying it together.
 //! - [`error`]: the SPEC §5 table, the one status mapping.
 //! - [`config`]: file, env and flags → compiled config.
+//! - [`state`]: what both doors share (the hot-swapped authorizer, draining).
 //! - [`server`]: listeners, shutdown drain, SIGHUP reload.
 //! - [`tls`]: TLS and mTLS on both listeners, re-read on reload.
 //! - [`telemetry`]: logs, fingerprints, metrics.
@@ -36,6 +37,7 @@ pub mod policy;
 pub mod proxy_config;
 pub mod server;
 pub mod session;
+pub mod state;
 pub mod telemetry;
 pub mod tls;
 pub mod token_cache;

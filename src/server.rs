@@ -1,5 +1,5 @@
-//! Running the service: both listeners, the shared hot-swappable state,
-//! SIGTERM drain and SIGHUP reload (SPEC §8, §9).
+//! Running the service: both listeners,
+//! SIGTERM drain and SIGHUP reload (docs/operations.md).
 //!
 //! [`serve`] binds the configured addresses, installs the signal handlers
 //! and calls [`run`], which takes already-bound listeners and a [`Shutdown`]
@@ -22,10 +22,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::serve::ListenerExt;
 use futures_util::TryStreamExt;
 use tokio::net::TcpListener;
@@ -37,53 +36,12 @@ use crate::config::{Config, ConfigError};
 use crate::decision::Authorizer;
 use crate::grpc::wire::WholeWrites;
 use crate::grpc::{AuthzService, HealthPublisher};
+use crate::state::AppState;
 use crate::telemetry::Metrics;
 use crate::tls::{Door, TlsAcceptors, TlsListener};
 
 /// Rebuilds the configuration from the same file, env and flags (SIGHUP).
 pub type Reloader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
-
-/// State shared by both doors.
-pub struct AppState {
-    /// The current configuration generation; swapped whole on reload.
-    pub authz: ArcSwap<Authorizer>,
-    /// Set at the first SIGTERM: readiness and gRPC health go false at once.
-    pub draining: AtomicBool,
-    /// `gatehouse demo` serves its built-in issuer's JWKS at `/api/auth/jwks`.
-    pub demo_jwks: Option<String>,
-    /// The listeners' TLS settings when serving TLS; swapped on reload so
-    /// new connections use re-read certificates.
-    pub tls: Arc<ArcSwapOption<TlsAcceptors>>,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("draining", &self.draining.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
-    }
-}
-
-impl AppState {
-    pub fn new(authz: Authorizer, demo_jwks: Option<String>) -> Arc<Self> {
-        Arc::new(Self {
-            authz: ArcSwap::from_pointee(authz),
-            draining: AtomicBool::new(false),
-            demo_jwks,
-            tls: Arc::new(ArcSwapOption::empty()),
-        })
-    }
-
-    /// The authorizer to use for one request.
-    pub fn authorizer(&self) -> Arc<Authorizer> {
-        self.authz.load_full()
-    }
-
-    /// Ready: keys loaded for every remote provider and not draining.
-    pub fn is_ready(&self) -> bool {
-        !self.draining.load(Ordering::Relaxed) && self.authz.load().is_ready()
-    }
-}
 
 /// What `gatehouse serve` (and `demo`) hand to the server.
 pub struct ServeOptions {

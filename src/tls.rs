@@ -5,7 +5,7 @@
 //! key and optional client CA (PEM) and builds one rustls server config per
 //! listener: ALPN `h2` for gRPC, `http/1.1` for the HTTP door. With a client
 //! CA, a client must present a certificate chaining to it or the handshake
-//! fails. The acceptors live in [`crate::server::AppState`] and are swapped
+//! fails. The acceptors live in [`crate::state::AppState`] and are swapped
 //! on SIGHUP, so new connections use re-read files while open ones keep
 //! theirs.
 //!

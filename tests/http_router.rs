@@ -16,7 +16,7 @@ use gatehouse::config::{
 use gatehouse::decision::Authorizer;
 use gatehouse::identity::IdentityHeaders;
 use gatehouse::policy::RuleSet;
-use gatehouse::server::AppState;
+use gatehouse::state::AppState;
 use gatehouse::telemetry::Metrics;
 use http::{Request, Response, StatusCode};
 use tower::ServiceExt;

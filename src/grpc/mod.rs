@@ -42,7 +42,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::decision::{Allow, CheckInput, Decision, Door};
 use crate::error::{AuthError, BadRequestKind};
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub use wire::{AuthorizationServer, CheckRequest};
 
