@@ -43,7 +43,9 @@ LABELS = {
     ("nginx", "noop_rotating"): "nginx → no-op HTTP authorizer (empty 200, same axum/hyper stack)",
     ("nginx", "gatehouse_rotating"): "**nginx → gatehouse, rotating (warm cache)**",
     ("nginx", "python_rotating"): "nginx → FastAPI + PyJWT PyJWKClient (uvicorn)",
-    ("session", "jwt_warm"): "JWT, warm token cache (rotating JWTs, same gatehouse and door as the next row)",
+    ("session", "jwt_warm"): "JWT, warm token cache (rotating minted JWTs, through the introspection-warm gatehouse and its door)",
+    ("session", "jwt_sid_warm"): "**Better Auth JWT bound to its session (`session_claim: sid`, Postgres), warm**",
+    ("session", "org_warm"): "**organization rule (`/orgs/{org_id}/**`, Postgres `\"member\"`), Better Auth JWT, warm**",
     ("session", "introspect_warm"): "**introspection backend, warm session cache**",
     ("session", "introspect_cold"): "introspection backend, cold (`cache_ttl: 0s`, every request a get-session)",
     ("session", "postgres_warm"): "**Postgres backend, warm session cache**",
@@ -325,7 +327,12 @@ def render(run_dirs):
                 "gatehouse behind its own copy of the nginx front config; the Better Auth server is pinned "
                 "to core 0 with the servers, the machine's PostgreSQL is not pinned. Warm: `cache_ttl: 10m`, "
                 "every session looked up once during the warm-up. `BETTER_AUTH_SECRET` is set, so cookie "
-                "signatures are checked before any lookup. \"Cost ÷ JWT\" is gatehouse CPU per request over "
+                "signatures are checked before any lookup. The two Better Auth JWT rows send each signed-up "
+                "user's own JWT (`/api/auth/token`, EdDSA, verified by Better Auth's JWKS) through a gatehouse "
+                "with `session.postgres` and `cache_ttl: 10m`, every token seen during the warm-up: one whose "
+                "JWTs carry `sid` and are checked against their session row, and one with an organization rule "
+                "over `/orgs/{org_id}/**` (each user created one organization and asks for its own, "
+                "`x-org-id`/`x-org-role` passed on). \"Cost ÷ JWT\" is gatehouse CPU per request over "
                 "the warm JWT row's; lookups/req counts get-session calls (introspection, exact) or committed "
                 "transactions in the session database (Postgres, from `pg_stat_database`, which PostgreSQL flushes up "
                 "to seconds late: approximate, and it can include the previous row's last lookups)."
@@ -420,6 +427,12 @@ def render(run_dirs):
         g.append(["nginx→gatehouse ≥ 20× the Python verifier", ratio(gh_ng, python),
                   goal(None if python is None else gh_ng >= 20 * python)])
     jwt = get("session", "jwt_warm")
+    for setup, name in (("jwt_sid_warm", "sid-bound Better Auth JWT"), ("org_warm", "organization rule")):
+        v = get("session", setup)
+        if jwt is None or v is None or v["rps"] is None or jwt["rps"] is None:
+            continue
+        g.append([f"warm {name} (Postgres) req/s ≥ warm JWT req/s ÷ 1.1", ratio(v["rps"], jwt["rps"]),
+                  goal(v["rps"] * 1.1 >= jwt["rps"])])
     for setup, name in (("introspect_warm", "introspection"), ("postgres_warm", "Postgres")):
         v = get("session", setup)
         if jwt is None or v is None or v["rps"] is None or jwt["rps"] is None:
@@ -445,6 +458,8 @@ def render(run_dirs):
     out.append(f"taskset -c 1 wrk -t1 -c{meta.get('conns', '?')} -d{meta.get('secs', '?')}s --latency "
                "-s bench/wrk/rotate.lua http://127.0.0.1:PORT -- TOKENS_FILE")
     out.append("# each session setup: the same with -s bench/wrk/cookies.lua … -- COOKIES_FILE")
+    out.append("# the Better Auth JWT rows: -s bench/wrk/rotate.lua … -- JWTS_FILE, "
+               "and -s bench/wrk/paths.lua … -- ORG_REQUESTS_FILE (\"/orgs/<id>/items JWT\" lines)")
     out.append("# each direct gRPC setup:")
     out.append(f"taskset -c 1 target/release/examples/check_load --addr 127.0.0.1:PORT --tokens TOKENS_FILE "
                f"--connections {meta.get('grpc_conns', '?')} --concurrency {meta.get('grpc_conc', '?')} "
