@@ -649,3 +649,29 @@ fn token_source_shape_errors_are_named() {
     );
     assert_eq!(e.key, "token_sources[0].bearer");
 }
+
+#[test]
+fn check_config_prints_every_default_and_reads_back_the_same() {
+    let env = Env::default().with("DATABASE_URL", "postgres://u@127.0.0.1/db");
+    let yaml = format!(
+        "{ONE_PROVIDER}session:\n  postgres: {{ url_env: DATABASE_URL }}\nrules:\n  \
+         - match: {{ path: /health }}\n    access: public\n  \
+         - match: {{ path_prefix: /api, methods: [GET] }}\n    claims: {{ role: admin }}\n"
+    );
+    let c = load(&yaml, env.clone()).unwrap();
+    let shown = gatehouse::cli::render_check_config(&c);
+    // A rule written without `access` shows the access it gets.
+    let printed = gatehouse::config::parse_yaml(&shown).unwrap();
+    assert_eq!(printed.rules[0].access, Some(Access::Public));
+    assert_eq!(
+        printed.rules[1].access,
+        Some(Access::Authenticated),
+        "{shown}"
+    );
+    assert!(shown.contains("access: authenticated"), "{shown}");
+    let pg = printed.session.as_ref().and_then(|s| s.postgres.as_ref());
+    assert_eq!(pg.and_then(|p| p.max_connections), Some(8), "{shown}");
+    // The printed config, read back, prints exactly the same.
+    let again = load(&shown, env).unwrap();
+    assert_eq!(gatehouse::cli::render_check_config(&again), shown);
+}

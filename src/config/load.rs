@@ -2,9 +2,10 @@
 //! layered into one [`RawConfig`], then validated and compiled into a
 //! [`Config`].
 //!
-//! Precedence is flag > env > file > default (SPEC §1). The environment is
-//! an explicit [`Env`] snapshot rather than the process environment, so the
-//! same load can be repeated on SIGHUP and tests never mutate global state.
+//! Precedence is flag > env > file > default (docs/configuration.md). The
+//! environment is an explicit [`Env`] snapshot rather than the process
+//! environment, so the same load can be repeated on SIGHUP and tests never
+//! mutate global state.
 //! Every error names the key it is about; errors about a flag or an env var
 //! name the flag or the variable.
 //!
@@ -458,7 +459,10 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
     let identity_headers =
         IdentityHeaders::compile(identity_map.iter().map(|(h, c)| (h.as_str(), c.as_str())))?;
 
-    // Rules.
+    // Rules. A rule without `access` is printed with the one it gets.
+    for rule in &mut eff.rules {
+        rule.access.get_or_insert(Access::Authenticated);
+    }
     let default_access = *eff.default_access.get_or_insert(Access::Authenticated);
     let allow_cors_preflight = *eff.allow_cors_preflight.get_or_insert(true);
     let rules = RuleSet::compile(&eff.rules, default_access, allow_cors_preflight)?;
@@ -782,7 +786,7 @@ fn compile_token_source(s: &RawTokenSource, key: &str) -> Result<TokenSource, Co
 }
 
 fn compile_session(s: &mut RawSession, env: &Env) -> Result<SessionSpec, ConfigError> {
-    let backend = match (&s.introspect_url, &s.postgres) {
+    let backend = match (&s.introspect_url, &mut s.postgres) {
         (Some(url), None) => {
             check_http_url(url).map_err(|m| ConfigError::new("session.introspect_url", m))?;
             SessionBackend::Introspect(url.clone())
@@ -830,7 +834,7 @@ fn compile_session(s: &mut RawSession, env: &Env) -> Result<SessionSpec, ConfigE
     })
 }
 
-fn compile_postgres(pg: &RawPostgres, env: &Env) -> Result<SessionBackend, ConfigError> {
+fn compile_postgres(pg: &mut RawPostgres, env: &Env) -> Result<SessionBackend, ConfigError> {
     let Some(var) = &pg.url_env else {
         return Err(ConfigError::new(
             "session.postgres.url_env",
@@ -843,9 +847,9 @@ fn compile_postgres(pg: &RawPostgres, env: &Env) -> Result<SessionBackend, Confi
             format!("environment variable {var} is not set or is empty"),
         ));
     };
-    let max_connections = pg
+    let max_connections = *pg
         .max_connections
-        .unwrap_or(DEFAULT_POSTGRES_MAX_CONNECTIONS);
+        .get_or_insert(DEFAULT_POSTGRES_MAX_CONNECTIONS);
     if max_connections == 0 {
         return Err(ConfigError::new(
             "session.postgres.max_connections",
