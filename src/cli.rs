@@ -23,10 +23,11 @@ use serde_json::{Map, Value, json};
 
 use crate::config::load::{ENV_GRPC_ADDR, ENV_HTTP_ADDR};
 use crate::config::{Config, ConfigError, Env, KeySource, LoadOptions};
-use crate::decision::{Authorizer, CheckInput, Decision, Door};
+use crate::decision::{Allow, Authorizer, CheckInput, Decision, Door};
 use crate::error::{AuthError, MalformedKind};
 use crate::server::{Reloader, ServeError, ServeOptions};
 use crate::telemetry::{Metrics, init_logging};
+use crate::verify::{Expectation, Verifier};
 
 /// Exit code for config and usage errors (`EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
@@ -323,7 +324,10 @@ fn verify(args: VerifyArgs, env: Env) -> ExitCode {
             VERIFY_KEY_WAIT.as_secs()
         );
     }
-    let written = write_stdout(&format!("{}\n", decision_json(&decision)));
+    let written = write_stdout(&format!(
+        "{}\n",
+        verify_json(&decision, &token, authz.verifier())
+    ));
     if written != ExitCode::SUCCESS || !decision.is_allow() {
         return ExitCode::from(EXIT_FAILURE);
     }
@@ -382,6 +386,105 @@ pub fn decision_json(decision: &Decision) -> Value {
             })
         }
     }
+}
+
+/// The full `verify` output: [`decision_json`] followed by what explains
+/// it — `token` (the token's `iss`, `aud`, `kid` and `alg`, read without
+/// verifying), `expected` (what the provider the token goes to expects) and,
+/// when no provider takes the token, `providers` (what every provider
+/// expects). Neither the token, its signature nor any key material or
+/// secret is printed.
+pub fn verify_json(decision: &Decision, token: &str, verifier: &Verifier) -> Value {
+    let mut out = decision_json(decision);
+    let facts = token_facts(token);
+    let verified_by = match decision {
+        Decision::Allow(Allow {
+            identity: Some(id), ..
+        }) => verifier
+            .expectations()
+            .into_iter()
+            .find(|e| e.provider == *id.provider),
+        _ => None,
+    };
+    let expected = verified_by.or_else(|| {
+        verifier
+            .expectations_for(
+                facts.get("iss").and_then(Value::as_str),
+                facts.get("alg").and_then(Value::as_str),
+            )
+            .into_iter()
+            .next()
+    });
+    if let Value::Object(map) = &mut out {
+        map.insert("token".to_owned(), facts);
+        match &expected {
+            Some(e) => {
+                map.insert("expected".to_owned(), expectation_json(e));
+            }
+            None => {
+                map.insert("expected".to_owned(), Value::Null);
+                let all = verifier
+                    .expectations()
+                    .iter()
+                    .map(expectation_json)
+                    .collect();
+                map.insert("providers".to_owned(), Value::Array(all));
+            }
+        }
+    }
+    out
+}
+
+fn expectation_json(e: &Expectation) -> Value {
+    json!({
+        "provider": e.provider,
+        "issuer": e.issuer,
+        "audiences": e.audiences,
+        "algorithms": e.algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "kids": e.kids,
+        "keys_loaded": e.keys_loaded,
+    })
+}
+
+/// The token's `iss`, `aud` (a string or a list of strings), `kid` and
+/// `alg`, decoded without verifying; each is null when absent, of another
+/// type, or when the token is not a JWT at all. Nothing else of the token
+/// (its other claims, its signature) is returned.
+pub fn token_facts(token: &str) -> Value {
+    fn part(p: Option<&str>) -> Map<String, Value> {
+        use base64::Engine;
+        p.and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|v| match v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .unwrap_or_default()
+    }
+    fn string(m: &Map<String, Value>, key: &str) -> Value {
+        match m.get(key) {
+            Some(Value::String(s)) => Value::String(s.clone()),
+            _ => Value::Null,
+        }
+    }
+    let mut parts = token.split('.');
+    let header = part(parts.next());
+    let payload = part(parts.next());
+    let aud = match payload.get("aud") {
+        Some(Value::String(s)) => Value::String(s.clone()),
+        Some(Value::Array(list)) if list.iter().all(Value::is_string) => Value::Array(list.clone()),
+        _ => Value::Null,
+    };
+    json!({
+        "iss": string(&payload, "iss"),
+        "aud": aud,
+        "kid": string(&header, "kid"),
+        "alg": string(&header, "alg"),
+    })
 }
 
 fn proxy_config(args: ProxyConfigArgs, env: Env) -> ExitCode {
@@ -485,6 +588,31 @@ mod tests {
     fn cli_shape_is_valid() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn token_facts_read_header_and_payload_only() {
+        use base64::Engine;
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let token = format!(
+            "{}.{}.c2lnbmF0dXJl",
+            b64(json!({"alg": "ES256", "kid": "k1", "typ": "JWT"})),
+            b64(json!({"iss": "https://i", "aud": ["a", "b"], "sub": "u", "email": "e"})),
+        );
+        assert_eq!(
+            token_facts(&token),
+            json!({"iss": "https://i", "aud": ["a", "b"], "kid": "k1", "alg": "ES256"})
+        );
+        let odd = format!(
+            "{}.{}",
+            b64(json!({"alg": 1, "kid": null})),
+            b64(json!({"iss": 2, "aud": ["a", 3]}))
+        );
+        let nulls = json!({"iss": null, "aud": null, "kid": null, "alg": null});
+        assert_eq!(token_facts(&odd), nulls);
+        for garbage in ["", ".", "x", "%%%.%%%.%%%", "W10.W10.x"] {
+            assert_eq!(token_facts(garbage), nulls, "{garbage}");
+        }
     }
 
     #[test]

@@ -390,7 +390,14 @@ impl Authorizer {
         }
         self.metrics.token_cache_miss.inc();
         // Boxed for the same reason: a miss may fetch keys over HTTP.
-        let verified = Arc::new(Box::pin(self.verifier.verify(token)).await?);
+        let verified = match Box::pin(self.verifier.verify_traced(token)).await {
+            Ok(v) => Arc::new(v),
+            Err(rejection) => {
+                // The log event names the provider whose keys or rules refused.
+                trace.provider = rejection.provider;
+                return Err(rejection.error);
+            }
+        };
         self.token_cache.insert(key, verified.clone());
         Ok(verified)
     }

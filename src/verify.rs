@@ -54,6 +54,46 @@ pub struct Verified {
     pub rendered: crate::identity::Rendered,
 }
 
+/// A refusal from [`Verifier::verify_traced`]: the error, and the provider
+/// the token was tried against once one was chosen by its `iss` (`None` when
+/// the token never reached a provider: malformed, refused header, unknown
+/// issuer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The refusal, with its usual wire code and reason.
+    pub error: AuthError,
+    /// The provider whose keys or claim rules refused the token.
+    pub provider: Option<Arc<str>>,
+}
+
+impl Rejection {
+    fn before_provider(error: AuthError) -> Self {
+        Self {
+            error,
+            provider: None,
+        }
+    }
+}
+
+/// What a provider expects of a token, as `gatehouse verify` explains a
+/// denial: public facts only (no key material, no secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    /// The provider's configured name.
+    pub provider: String,
+    /// The configured (or discovered) issuer; `None` for issuerless setups.
+    pub issuer: Option<String>,
+    /// Accepted audiences (empty: `aud` is not checked).
+    pub audiences: Vec<String>,
+    /// Algorithms a token may use: the configured list, else what the
+    /// loaded keys admit.
+    pub algorithms: Vec<Alg>,
+    /// The `kid`s of the keys currently held.
+    pub kids: Vec<String>,
+    /// Keys are loaded (always true for file and secret providers).
+    pub keys_loaded: bool,
+}
+
 /// A provider's state as readiness and check-config report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderStatus {
@@ -120,6 +160,45 @@ impl Provider {
 
     fn family_fits(&self, alg: Alg) -> bool {
         alg.is_hmac() == self.is_secret
+    }
+
+    fn expectation(&self) -> Expectation {
+        let set = match &self.keys {
+            Keys::Fixed(set) => Some(set.clone()),
+            Keys::Remote(r) => r.current(),
+        };
+        let algorithms = match &self.spec.algorithms {
+            Some(list) => list.clone(),
+            None => {
+                let mut algs: Vec<Alg> = Vec::new();
+                for key in set.iter().flat_map(|s| s.keys()) {
+                    for a in &key.algs {
+                        if !algs.contains(a) {
+                            algs.push(*a);
+                        }
+                    }
+                }
+                algs
+            }
+        };
+        let mut kids: Vec<String> = Vec::new();
+        for kid in set
+            .iter()
+            .flat_map(|s| s.keys())
+            .filter_map(|k| k.kid.clone())
+        {
+            if !kids.contains(&kid) {
+                kids.push(kid);
+            }
+        }
+        Expectation {
+            provider: self.spec.name.clone(),
+            issuer: self.issuer().map(|s| s.to_string()),
+            audiences: self.spec.audiences.clone(),
+            algorithms,
+            kids,
+            keys_loaded: set.is_some(),
+        }
     }
 
     fn alg_allowed(&self, alg: Alg) -> bool {
@@ -514,35 +593,57 @@ impl Verifier {
 
     /// Verifies a compact JWS.
     pub async fn verify(&self, token: &str) -> Result<Verified, AuthError> {
-        let parsed = parse_token(token)?;
-        let iss = match parsed.claims.get("iss") {
-            None => None,
-            Some(Value::String(s)) => Some(s.as_str()),
-            Some(_) => return Err(AuthError::Invalid(InvalidKind::WrongIssuer)),
-        };
+        self.verify_traced(token).await.map_err(|r| r.error)
+    }
+
+    /// The providers a token with this `iss` is tried against, in order:
+    /// those with that issuer, else the issuerless ones.
+    fn candidates(&self, iss: Option<&str>) -> Vec<usize> {
         let by_issuer: Vec<usize> = match iss {
             Some(iss) => (0..self.providers.len())
                 .filter(|&i| self.providers.get(i).is_some_and(|p| p.issuer_is(iss)))
                 .collect(),
             None => Vec::new(),
         };
-        let candidates: Vec<usize> = if by_issuer.is_empty() {
+        if by_issuer.is_empty() {
             (0..self.providers.len())
                 .filter(|&i| self.providers.get(i).is_some_and(Provider::issuerless))
                 .collect()
         } else {
             by_issuer
-        };
-        if candidates.is_empty() {
-            return Err(AuthError::Invalid(InvalidKind::UnknownIssuer));
         }
-        let mut first_err = None;
+    }
+
+    /// [`Verifier::verify`], naming on refusal the provider the token was
+    /// tried against (the one whose error is reported).
+    pub async fn verify_traced(&self, token: &str) -> Result<Verified, Rejection> {
+        let parsed = parse_token(token).map_err(Rejection::before_provider)?;
+        let iss = match parsed.claims.get("iss") {
+            None => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => {
+                return Err(Rejection::before_provider(AuthError::Invalid(
+                    InvalidKind::WrongIssuer,
+                )));
+            }
+        };
+        let candidates = self.candidates(iss);
+        if candidates.is_empty() {
+            return Err(Rejection::before_provider(AuthError::Invalid(
+                InvalidKind::UnknownIssuer,
+            )));
+        }
+        let mut first_err: Option<Rejection> = None;
         for index in candidates {
             let Some(provider) = self.providers.get(index) else {
                 continue;
             };
+            let tried = |error| Rejection {
+                error,
+                provider: Some(provider.name.clone()),
+            };
             if !provider.family_fits(parsed.alg) {
-                first_err.get_or_insert(AuthError::Invalid(InvalidKind::WrongAlg));
+                first_err.get_or_insert_with(|| tried(AuthError::Invalid(InvalidKind::WrongAlg)));
                 continue;
             }
             match self.verify_with(provider, &parsed).await {
@@ -565,11 +666,44 @@ impl Verifier {
                     });
                 }
                 Err(e) => {
-                    first_err.get_or_insert(e);
+                    first_err.get_or_insert_with(|| tried(e));
                 }
             }
         }
-        Err(first_err.unwrap_or(AuthError::Invalid(InvalidKind::UnknownIssuer)))
+        Err(first_err.unwrap_or_else(|| {
+            Rejection::before_provider(AuthError::Invalid(InvalidKind::UnknownIssuer))
+        }))
+    }
+
+    /// What every provider expects, in configuration order.
+    pub fn expectations(&self) -> Vec<Expectation> {
+        self.providers.iter().map(Provider::expectation).collect()
+    }
+
+    /// What the providers a token with this `iss` and header `alg` would be
+    /// tried against expect (empty when no provider takes it). Only the
+    /// providers of the token's algorithm family are listed when there are
+    /// some.
+    pub fn expectations_for(&self, iss: Option<&str>, alg: Option<&str>) -> Vec<Expectation> {
+        let candidates: Vec<&Provider> = self
+            .candidates(iss)
+            .into_iter()
+            .filter_map(|i| self.providers.get(i))
+            .collect();
+        let fitting: Vec<&Provider> = match alg.and_then(Alg::parse) {
+            Some(alg) => candidates
+                .iter()
+                .copied()
+                .filter(|p| p.family_fits(alg))
+                .collect(),
+            None => Vec::new(),
+        };
+        let chosen = if fitting.is_empty() {
+            candidates
+        } else {
+            fitting
+        };
+        chosen.into_iter().map(Provider::expectation).collect()
     }
 
     /// Key choice, signature and claims inside one provider; returns the id

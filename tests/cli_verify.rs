@@ -2,7 +2,10 @@
 //! real binary: tokens signed by the demo issuer, keys from a JWKS file.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use gatehouse::demo::{ALICE, BOB, DemoIssuer};
@@ -17,16 +20,22 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(ISSUER, "")
+}
+
+/// A `files` provider for `iss` (audience `iss` too), followed by the
+/// `extra` providers' YAML.
+fn setup_with(iss: &str, extra: &str) -> Setup {
     let issuer = DemoIssuer::new().unwrap();
     let mut jwks = tempfile::NamedTempFile::new().unwrap();
     jwks.write_all(issuer.jwks_json().as_bytes()).unwrap();
     let yaml = format!(
         "providers:
   - name: files
-    issuer: {ISSUER}
-    audiences: [{ISSUER}]
+    issuer: {iss}
+    audiences: [{iss}]
     jwks_file: {}
-rules:
+{extra}rules:
   - match: {{ path: \"/api/{{user_id}}/**\" }}
     path_claims: {{ user_id: sub }}
   - match: {{ path_prefix: /admin }}
@@ -44,13 +53,24 @@ rules:
 }
 
 fn verify(s: &Setup, extra: &[&str], token: &str, stdin: Option<&str>) -> (Output, Value) {
+    verify_env(s.config.path(), extra, token, stdin, &[])
+}
+
+fn verify_env(
+    config: &Path,
+    extra: &[&str],
+    token: &str,
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> (Output, Value) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
     cmd.arg("verify")
         .arg("--config")
-        .arg(s.config.path())
+        .arg(config)
         .args(extra)
         .arg(token)
         .env_clear()
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -135,6 +155,156 @@ fn verify_denies_with_codes() {
     let (out, v) = verify(&s, &[], "not-a-jwt", None);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(v["decision"], "deny");
+}
+
+#[test]
+fn verify_shows_the_token_issuer_next_to_every_configured_one() {
+    let s = setup_with("http://localhost:3000", "");
+    let token = s.issuer.user_token("http://127.0.0.1:3000", &ALICE, 600);
+    let (out, v) = verify(&s, &[], &token, None);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["error"], "token_invalid");
+    assert_eq!(v["reason"], "unknown_issuer");
+    assert_eq!(v["provider"], Value::Null);
+    assert_eq!(
+        v["token"],
+        json!({
+            "iss": "http://127.0.0.1:3000",
+            "aud": "http://127.0.0.1:3000",
+            "kid": s.issuer.kid(),
+            "alg": "EdDSA",
+        })
+    );
+    // No provider takes this issuer: every provider's expectations are shown.
+    assert_eq!(v["expected"], Value::Null, "{v}");
+    assert_eq!(
+        v["providers"],
+        json!([{
+            "provider": "files",
+            "issuer": "http://localhost:3000",
+            "audiences": ["http://localhost:3000"],
+            "algorithms": ["EdDSA"],
+            "kids": [s.issuer.kid()],
+            "keys_loaded": true,
+        }]),
+        "{v}"
+    );
+}
+
+#[test]
+fn verify_shows_the_audiences_a_wrong_audience_missed() {
+    let s = setup();
+    let now = gatehouse::decision::unix_now();
+    let token = s.issuer.sign(&json!({
+        "iss": ISSUER,
+        "aud": ["https://other.test", "https://third.test"],
+        "sub": "alice",
+        "iat": now,
+        "exp": now + 600,
+    }));
+    let (out, v) = verify(&s, &[], &token, None);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["reason"], "wrong_audience");
+    assert_eq!(
+        v["token"]["aud"],
+        json!(["https://other.test", "https://third.test"])
+    );
+    assert_eq!(v["expected"]["provider"], "files");
+    assert_eq!(v["expected"]["issuer"], ISSUER);
+    assert_eq!(v["expected"]["audiences"], json!([ISSUER]));
+    assert!(v.get("providers").is_none(), "{v}");
+    // Unverified claims are not echoed as claims.
+    assert!(v["claims"].as_object().unwrap().is_empty());
+
+    // An allow names the provider that verified the token.
+    let good = s.issuer.user_token(ISSUER, &ALICE, 600);
+    let (out, v) = verify(&s, &[], &good, None);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["expected"]["provider"], "files");
+    assert_eq!(v["token"]["iss"], ISSUER);
+}
+
+#[test]
+fn verify_explanations_print_nothing_secret() {
+    const SECRET: &str = "cli-verify-secret-never-printed-0123456789";
+    let s = setup_with(
+        ISSUER,
+        "  - name: shared
+    issuer: https://hs.test
+    audiences: [https://hs.test]
+    secret_env: TEST_HS_SECRET
+",
+    );
+    let env = [("TEST_HS_SECRET", SECRET)];
+    let claims = common::tokens::claims("https://hs.test", "https://hs.test", "carol", 600);
+    let good = common::tokens::hs_token("HS256", SECRET.as_bytes(), &claims);
+    let forged = common::tokens::hs_token("HS256", b"another-secret-entirely-0123456789", &claims);
+    let stranger = s.issuer.user_token("https://nobody.test", &ALICE, 600);
+    let wrong_family = s.issuer.user_token("https://hs.test", &ALICE, 600);
+    let cases = [
+        (&good, 0, "authenticated"),
+        (&forged, 1, "bad_signature"),
+        (&stranger, 1, "unknown_issuer"),
+        (&wrong_family, 1, "wrong_alg"),
+    ];
+    for (token, code, reason) in cases {
+        let (out, v) = verify_env(s.config.path(), &[], token, None, &env);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{v} {stderr}");
+        assert_eq!(v["reason"], reason, "{v}");
+        let signature = token.rsplit('.').next().unwrap();
+        for (name, value) in [
+            ("secret", SECRET),
+            ("token", token.as_str()),
+            ("signature", signature),
+        ] {
+            assert!(!stdout.contains(value), "stdout holds the {name}: {stdout}");
+            assert!(!stderr.contains(value), "stderr holds the {name}: {stderr}");
+        }
+        let facts = v["token"].as_object().unwrap();
+        let mut keys: Vec<&str> = facts.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["alg", "aud", "iss", "kid"], "{v}");
+    }
+    let (_, v) = verify_env(s.config.path(), &[], &forged, None, &env);
+    assert_eq!(v["token"]["alg"], "HS256");
+    assert_eq!(v["token"]["kid"], Value::Null);
+    assert_eq!(v["expected"]["provider"], "shared");
+    assert_eq!(
+        v["expected"]["algorithms"],
+        json!(["HS256", "HS384", "HS512"])
+    );
+    assert_eq!(v["expected"]["kids"], json!([]));
+    // An EdDSA token with the secret provider's issuer goes to that
+    // provider and fails there on its algorithm.
+    let (_, v) = verify_env(s.config.path(), &[], &wrong_family, None, &env);
+    assert_eq!(v["expected"]["provider"], "shared", "{v}");
+    assert_eq!(v["token"]["alg"], "EdDSA");
+}
+
+#[test]
+fn verify_tolerates_garbage_tokens() {
+    let s = setup();
+    for garbage in [
+        "not-a-jwt",
+        "a.b.c",
+        "e30.e30.",
+        "W10.bnVsbA.x",
+        "..",
+        "eyJhbGciOjF9.e30.sig",
+    ] {
+        let (out, v) = verify(&s, &[], garbage, None);
+        assert_eq!(out.status.code(), Some(1), "{garbage}: {v}");
+        assert_eq!(v["decision"], "deny", "{garbage}: {v}");
+        assert_eq!(
+            v["token"],
+            json!({"iss": null, "aud": null, "kid": null, "alg": null}),
+            "{garbage}: {v}"
+        );
+        assert_eq!(v["expected"], Value::Null, "{garbage}: {v}");
+        assert_eq!(v["providers"][0]["provider"], "files", "{garbage}: {v}");
+    }
 }
 
 #[test]

@@ -361,3 +361,172 @@ async fn text_format_writes_the_decision_as_key_value_text() {
     assert!(!log.contains(&token));
     assert!(log.lines().all(|l| !l.trim_start().starts_with('{')));
 }
+
+/// Decision events from a JSON log, by request id.
+fn decision_by_id(log: &str, id: &str) -> Value {
+    decisions(log)
+        .into_iter()
+        .find(|e| e["authz.request_id"] == id)
+        .unwrap_or_else(|| panic!("no decision event {id}:\n{log}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denials_after_a_provider_was_chosen_name_it() {
+    let key = TestKey::generate("EdDSA", "k1");
+    let good = JwksServer::start(jwks(&[&key])).await;
+    let config = write_config(&yaml(&good, None));
+    let mut e = env("json");
+    e.insert("GATEHOUSE_LOG".into(), "info".into());
+    let g = tokio::task::block_in_place(|| Gatehouse::start(Some(&config), &e));
+
+    let iss = "https://good.test";
+    let good_token = key.token(&claims(iss, iss, "alice", 300));
+    let tampered = {
+        let (head, sig) = good_token.rsplit_once('.').unwrap();
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        format!("{head}.{flipped}{}", &sig[1..])
+    };
+    let stranger_key = TestKey::generate("EdDSA", "k-not-published");
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        ("rid-sig", tampered, "bad_signature", "keys"),
+        (
+            "rid-kid",
+            stranger_key.token(&claims(iss, iss, "alice", 300)),
+            "unknown_kid",
+            "keys",
+        ),
+        (
+            "rid-aud",
+            key.token(&claims(iss, "https://elsewhere.test", "alice", 300)),
+            "wrong_audience",
+            "keys",
+        ),
+        (
+            "rid-exp",
+            key.token(&claims(iss, iss, "alice", -600)),
+            "expired",
+            "keys",
+        ),
+        (
+            "rid-alg",
+            hs_token("HS256", SECRET.as_bytes(), &claims(iss, iss, "alice", 300)),
+            "wrong_alg",
+            "keys",
+        ),
+        (
+            "rid-hs",
+            hs_token(
+                "HS256",
+                b"not-the-secret-at-all-0123456789",
+                &claims("https://hs.test", "https://hs.test", "carol", 300),
+            ),
+            "bad_signature",
+            "secret",
+        ),
+        // An `iss` that is not a string reaches no provider.
+        (
+            "rid-iss",
+            key.token(&json!({"iss": 42, "aud": iss, "sub": "alice", "exp": 4_000_000_000u64})),
+            "wrong_issuer",
+            "",
+        ),
+    ];
+    tokio::task::block_in_place(|| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while auth(&g, "/api/x", &[("authorization", &bearer(&good_token))]) != 200 {
+            assert!(Instant::now() < deadline, "{}", g.proc.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for (id, token, _, _) in &cases {
+            let status = auth(
+                &g,
+                "/api/x",
+                &[("authorization", &bearer(token)), ("x-request-id", id)],
+            );
+            assert_eq!(status, 401, "{id}");
+        }
+        wait_log(&g, "every decision", |l| l.contains("rid-iss"));
+    });
+    let log = g.proc.log_text();
+    for (id, _, reason, provider) in &cases {
+        let event = decision_by_id(&log, id);
+        assert_eq!(event["authz.reason"], *reason, "{id}: {event}");
+        assert_eq!(event["authz.provider"], *provider, "{id}: {event}");
+        assert_eq!(event["authz.result"], "deny", "{id}: {event}");
+    }
+}
+
+/// `JWKS fetch failed` events from a JSON log, by provider.
+fn fetch_failure(log: &str, provider: &str) -> Option<Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "JWKS fetch failed" && v["provider"] == provider)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_key_fetches_log_their_cause() {
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let failing = JwksServer::start(json!({})).await;
+    failing.set_status(500);
+    let garbage = JwksServer::start(json!({})).await;
+    garbage.set_body(b"<html>keys are elsewhere</html>".to_vec());
+    let config = write_config(&format!(
+        "providers:
+  - name: closed
+    issuer: https://closed.test
+    jwks_uri: http://127.0.0.1:{closed_port}/jwks
+  - name: failing
+    issuer: https://failing.test
+    jwks_uri: {failing}
+  - name: garbage
+    issuer: https://garbage.test
+    jwks_uri: {garbage}
+default_access: authenticated
+",
+        failing = failing.url("/jwks?token=query-secret"),
+        garbage = garbage.url("/jwks"),
+    ));
+    let mut e = env("json");
+    e.insert("GATEHOUSE_LOG".into(), "info".into());
+    let g = tokio::task::block_in_place(|| Gatehouse::start(Some(&config), &e));
+    tokio::task::block_in_place(|| {
+        wait_log(&g, "a failure of every provider", |l| {
+            ["closed", "failing", "garbage"]
+                .iter()
+                .all(|p| fetch_failure(l, p).is_some())
+        });
+    });
+    let log = g.proc.log_text();
+    let error = |p: &str| {
+        fetch_failure(&log, p).unwrap()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    let closed = error("closed");
+    assert!(
+        closed.starts_with("error sending request: ")
+            && closed.contains("tcp connect error")
+            && closed.contains("Connection refused"),
+        "the connect cause is missing: {closed}"
+    );
+    assert!(!closed.contains("127.0.0.1"), "{closed}");
+
+    let failing = error("failing");
+    assert!(
+        failing.contains("500") && failing.contains("Internal Server Error"),
+        "the status is missing: {failing}"
+    );
+    assert!(!log.contains("query-secret"), "{log}");
+
+    let garbage = error("garbage");
+    assert!(
+        garbage.contains("not valid JSON") && garbage.contains("line 1 column"),
+        "the JSON problem is missing: {garbage}"
+    );
+    assert!(!garbage.contains("keys are elsewhere"), "{garbage}");
+}

@@ -42,16 +42,53 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Why a fetch failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
-    #[error("request failed: {0}")]
+    /// The request failed; the text is the whole cause chain (DNS,
+    /// connect, TLS, timeout, body), never the URL.
+    #[error("{0}")]
     Http(String),
-    #[error("unexpected status {0}")]
+    #[error("unexpected HTTP status {}", status_text(*.0))]
     Status(u16),
     #[error("response is larger than 1 MiB")]
     TooLarge,
     #[error("discovery document is unusable: {0}")]
-    Discovery(&'static str),
+    Discovery(String),
     #[error("{0}")]
     Jwks(#[from] JwksError),
+}
+
+/// `500 Internal Server Error`, or just the number for a status without a
+/// canonical reason.
+fn status_text(status: u16) -> String {
+    match reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(reason) => format!("{status} {reason}"),
+        None => status.to_string(),
+    }
+}
+
+/// An error and its causes, outermost first, joined by `": "` (e.g. `error
+/// sending request: client error (Connect): tcp connect error: Connection
+/// refused (os error 111)`). A cause whose text its parent already repeats
+/// is not written twice.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// A reqwest failure as [`FetchError::Http`], its URL left out.
+fn request_error(e: reqwest::Error) -> FetchError {
+    FetchError::Http(error_chain(&e.without_url()))
 }
 
 /// A fetched document: the JWKS bytes and what the response said about them.
@@ -110,7 +147,7 @@ pub fn http_client() -> Result<reqwest::Client, FetchError> {
         .timeout(FETCH_TIMEOUT)
         .redirect(policy)
         .build()
-        .map_err(|e| FetchError::Http(e.to_string()))
+        .map_err(|e| FetchError::Http(error_chain(&e)))
 }
 
 /// Parses `max-age` out of a Cache-Control value; `no-store`/`no-cache`
@@ -143,7 +180,7 @@ async fn get_limited(
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| FetchError::Http(e.without_url().to_string()))?;
+        .map_err(request_error)?;
     let status = resp.status();
     if !status.is_success() {
         return Err(FetchError::Status(status.as_u16()));
@@ -160,11 +197,7 @@ async fn get_limited(
         .and_then(|v| v.to_str().ok())
         .and_then(parse_max_age);
     let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| FetchError::Http(e.without_url().to_string()))?
-    {
+    while let Some(chunk) = resp.chunk().await.map_err(request_error)? {
         if body.len() + chunk.len() > MAX_JWKS_BYTES {
             return Err(FetchError::TooLarge);
         }
@@ -206,14 +239,14 @@ impl HttpSource {
                     base.trim_end_matches('/')
                 );
                 let (doc, _) = get_limited(&self.client, &url).await?;
-                let doc: Value =
-                    serde_json::from_slice(&doc).map_err(|_| FetchError::Discovery("not JSON"))?;
+                let doc: Value = serde_json::from_slice(&doc)
+                    .map_err(|e| FetchError::Discovery(format!("not JSON: {e}")))?;
                 let jwks_uri = doc
                     .get("jwks_uri")
                     .and_then(Value::as_str)
-                    .ok_or(FetchError::Discovery("no jwks_uri"))?;
+                    .ok_or_else(|| FetchError::Discovery("no jwks_uri".to_owned()))?;
                 if !(jwks_uri.starts_with("https://") || jwks_uri.starts_with("http://")) {
-                    return Err(FetchError::Discovery("jwks_uri is not http(s)"));
+                    return Err(FetchError::Discovery("jwks_uri is not http(s)".to_owned()));
                 }
                 let issuer = doc.get("issuer").and_then(Value::as_str).map(str::to_owned);
                 let (body, max_age) = get_limited(&self.client, jwks_uri).await?;
@@ -497,6 +530,20 @@ mod tests {
         );
         assert_eq!(redact_url("https://idp.test/jwks"), "https://idp.test/jwks");
         assert_eq!(redact_url("not a url"), "<unparsable url>");
+    }
+
+    #[test]
+    fn error_chains_name_every_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let outer = std::io::Error::other(io);
+        // `other` repeats its source's text: it is written once.
+        assert_eq!(error_chain(&outer), "refused");
+        let status = FetchError::Status(500).to_string();
+        assert_eq!(status, "unexpected HTTP status 500 Internal Server Error");
+        assert_eq!(
+            FetchError::Status(599).to_string(),
+            "unexpected HTTP status 599"
+        );
     }
 
     #[test]

@@ -34,8 +34,9 @@ pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
 pub enum JwksError {
     #[error("document is larger than 1 MiB")]
     TooLarge,
-    #[error("document is not valid JSON")]
-    BadJson,
+    /// With serde_json's description (position and kind, never content).
+    #[error("document is not valid JSON: {0}")]
+    BadJson(String),
     #[error("document has no \"keys\" array")]
     NoKeysArray,
     #[error("document has no usable signature key")]
@@ -344,7 +345,8 @@ pub fn parse_jwks(doc: &[u8], policy: &AlgPolicy) -> Result<KeySet, JwksError> {
     if doc.len() > MAX_JWKS_BYTES {
         return Err(JwksError::TooLarge);
     }
-    let value: Value = serde_json::from_slice(doc).map_err(|_| JwksError::BadJson)?;
+    let value: Value =
+        serde_json::from_slice(doc).map_err(|e| JwksError::BadJson(e.to_string()))?;
     let keys = value
         .get("keys")
         .and_then(Value::as_array)
