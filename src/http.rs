@@ -224,9 +224,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response<Body> {
     }
 }
 
-/// `/metrics`: every series of the current configuration generation.
+/// `/metrics`: the process's counters, and the key ages of the answering
+/// configuration generation measured now.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response<Body> {
-    let body = state.authorizer().metrics().encode();
+    let authz = state.authorizer();
+    let body = authz.metrics().encode(&authz.verifier().key_ages());
     let mut resp = Response::new(Body::from(body));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));

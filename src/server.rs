@@ -20,6 +20,7 @@
 //! client CA) through [`crate::tls`]; SIGHUP re-reads the certificate, key
 //! and CA files for new connections. Turning TLS on or off takes a restart.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -202,9 +203,44 @@ fn spawn_signal_handlers(
 
 /// Rebuilds the configuration and swaps it in once its keys are loaded.
 /// On any error the running generation stays.
+///
+/// The metrics outlive generations; afterwards only the running
+/// configuration's remote providers have `gatehouse_jwks_fetches_total`
+/// series (a removed provider's, or those of a provider the failed
+/// configuration added, are dropped).
 pub async fn reload(state: &AppState, reloader: &Reloader) -> Result<(), ReloadError> {
     let config = reloader()?;
     let current = state.authorizer();
+    let before = remote_providers(current.config());
+    let after = remote_providers(&config);
+    let result = swap_in(state, config, &current).await;
+    let gone = match &result {
+        Ok(()) => before.difference(&after),
+        Err(_) => after.difference(&before),
+    };
+    for name in gone {
+        current.metrics().forget_provider(name);
+    }
+    result
+}
+
+/// Names of the providers whose keys are fetched over the network.
+fn remote_providers(config: &Config) -> HashSet<String> {
+    config
+        .providers
+        .iter()
+        .filter(|p| p.keys.is_remote())
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// Builds the generation for `config` and swaps it in for `current` once
+/// its keys are loaded.
+async fn swap_in(
+    state: &AppState,
+    config: Config,
+    current: &Authorizer,
+) -> Result<(), ReloadError> {
     if config.grpc_addr != current.config().grpc_addr
         || config.http_addr != current.config().http_addr
     {

@@ -4,14 +4,16 @@
 //! Logs never carry a token, secret or session id whole: [`fingerprint`]
 //! gives a short, stable, non-reversible tag to correlate requests.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 use sha2::{Digest, Sha256};
 
 use crate::config::LogFormat;
@@ -84,21 +86,43 @@ pub struct CacheLabels {
     pub result: &'static str,
 }
 
+/// A remote provider's key age at the moment of a scrape: now minus its
+/// last successful fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyAge {
+    pub provider: Arc<str>,
+    pub age: Duration,
+}
+
+/// A provider's two fetch counters, resolved once so a fetch increments an
+/// atomic; they keep counting (unexported) after [`Metrics::forget_provider`].
+#[derive(Debug, Clone, Default)]
+pub struct FetchCounters {
+    pub success: Counter,
+    pub failure: Counter,
+}
+
 /// Every metric gatehouse exports (SPEC §9 names).
+///
+/// One `Metrics` lives as long as the process and is shared by every
+/// configuration generation (SIGHUP keeps it), so counters keep counting
+/// across reloads. `gatehouse_jwks_age_seconds` is not stored here: it is
+/// derived from the answering generation's keys at each scrape
+/// ([`Metrics::encode`]).
 pub struct Metrics {
     registry: Registry,
     pub decisions: Family<DecisionLabels, Counter>,
     pub verify_duration: Histogram,
     pub jwks_fetches: Family<FetchLabels, Counter>,
-    /// Seconds since the provider's keys were last fetched successfully.
-    pub jwks_age: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
     pub token_cache: Family<CacheLabels, Counter>,
     /// The hot series, resolved once so a request increments an atomic
     /// instead of hashing labels: token cache hit and miss.
     pub token_cache_hit: Counter,
     pub token_cache_miss: Counter,
-    /// Authenticated allows per door (grpc, http, cli).
-    allowed: [Counter; 3],
+    /// Authenticated allows of the two listening doors (grpc, http),
+    /// created at zero. The `cli` door (`gatehouse verify`) gets its
+    /// series only when it decides, so a server never shows one.
+    allowed: [Counter; 2],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -129,7 +153,7 @@ impl Metrics {
         registry.register_with_unit(
             "verify_duration",
             "Time to reach a decision",
-            prometheus_client::registry::Unit::Seconds,
+            Unit::Seconds,
             verify_duration.clone(),
         );
         let jwks_fetches = Family::<FetchLabels, Counter>::default();
@@ -137,13 +161,6 @@ impl Metrics {
             "jwks_fetches",
             "JWKS fetches by provider and result",
             jwks_fetches.clone(),
-        );
-        let jwks_age = Family::<ProviderLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register_with_unit(
-            "jwks_age",
-            "Age of the provider's current keys",
-            prometheus_client::registry::Unit::Seconds,
-            jwks_age.clone(),
         );
         let token_cache = Family::<CacheLabels, Counter>::default();
         registry.register(
@@ -157,7 +174,7 @@ impl Metrics {
         let token_cache_miss = token_cache
             .get_or_create(&CacheLabels { result: "miss" })
             .clone();
-        let allowed = ["grpc", "http", "cli"].map(|door| {
+        let allowed = ["grpc", "http"].map(|door| {
             decisions
                 .get_or_create(&DecisionLabels {
                     door,
@@ -171,7 +188,6 @@ impl Metrics {
             decisions,
             verify_duration,
             jwks_fetches,
-            jwks_age,
             token_cache,
             token_cache_hit,
             token_cache_miss,
@@ -184,7 +200,6 @@ impl Metrics {
         let hot = match (result, reason, door) {
             ("allow", "authenticated", "grpc") => self.allowed.first(),
             ("allow", "authenticated", "http") => self.allowed.get(1),
-            ("allow", "authenticated", "cli") => self.allowed.get(2),
             _ => None,
         };
         match hot {
@@ -203,10 +218,125 @@ impl Metrics {
         }
     }
 
-    /// Prometheus text exposition.
-    pub fn encode(&self) -> String {
+    /// A remote provider's fetch counters (`success`, `failure`), created
+    /// at zero so the first failure already shows as an increase.
+    pub fn fetch_counters(&self, provider: &str) -> FetchCounters {
+        let counter = |result| {
+            self.jwks_fetches
+                .get_or_create(&FetchLabels {
+                    provider: provider.to_owned(),
+                    result,
+                })
+                .clone()
+        };
+        FetchCounters {
+            success: counter("success"),
+            failure: counter("failure"),
+        }
+    }
+
+    /// Stops exporting a provider's fetch counters (it left the
+    /// configuration, or a reload that added it failed).
+    pub fn forget_provider(&self, provider: &str) {
+        for result in ["success", "failure"] {
+            self.jwks_fetches.remove(&FetchLabels {
+                provider: provider.to_owned(),
+                result,
+            });
+        }
+    }
+
+    /// Prometheus text exposition. `key_ages` are the answering
+    /// generation's remote providers with keys and their age now; they
+    /// become `gatehouse_jwks_age_seconds`, so the gauge keeps growing
+    /// while refreshes fail or stall, and names exactly the providers of
+    /// the running configuration.
+    pub fn encode(&self, key_ages: &[KeyAge]) -> String {
+        let ages = Family::<ProviderLabels, Gauge<f64, AtomicU64>>::default();
+        for k in key_ages {
+            ages.get_or_create(&ProviderLabels {
+                provider: k.provider.to_string(),
+            })
+            .set(k.age.as_secs_f64());
+        }
+        let mut scrape = Registry::with_prefix("gatehouse");
+        scrape.register_with_unit(
+            "jwks_age",
+            "Seconds since the provider's current keys were fetched, at scrape time",
+            Unit::Seconds,
+            ages,
+        );
         let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &scrape);
+        let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_listening_doors_are_created_at_zero() {
+        let m = Metrics::new();
+        let text = m.encode(&[]);
+        for door in ["grpc", "http"] {
+            let line = format!(
+                "gatehouse_decisions_total{{door=\"{door}\",result=\"allow\",reason=\"authenticated\"}} 0\n"
+            );
+            assert!(text.contains(&line), "{text}");
+        }
+        assert!(!text.contains("door=\"cli\""), "{text}");
+        m.count_decision("cli", "allow", "authenticated");
+        assert!(m.encode(&[]).contains(
+            "gatehouse_decisions_total{door=\"cli\",result=\"allow\",reason=\"authenticated\"} 1\n"
+        ));
+    }
+
+    #[test]
+    fn key_ages_are_the_age_gauge_of_that_scrape_only() {
+        let m = Metrics::new();
+        let age = |provider: &str, secs: f64| KeyAge {
+            provider: Arc::from(provider),
+            age: Duration::from_secs_f64(secs),
+        };
+        let text = m.encode(&[age("a", 12.5), age("b", 3.0)]);
+        assert!(
+            text.contains("gatehouse_jwks_age_seconds{provider=\"a\"} 12.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gatehouse_jwks_age_seconds{provider=\"b\"} 3.0\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+        assert_eq!(text.matches("# EOF").count(), 1);
+        let text = m.encode(&[age("b", 4.0)]);
+        assert!(!text.contains("provider=\"a\""), "{text}");
+        assert!(
+            text.contains("gatehouse_jwks_age_seconds{provider=\"b\"} 4.0\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn fetch_counters_start_at_zero_and_a_forgotten_provider_is_not_exported() {
+        let m = Metrics::new();
+        let c = m.fetch_counters("p");
+        let text = m.encode(&[]);
+        assert!(
+            text.contains("gatehouse_jwks_fetches_total{provider=\"p\",result=\"failure\"} 0\n"),
+            "{text}"
+        );
+        c.success.inc();
+        assert!(
+            m.encode(&[])
+                .contains("gatehouse_jwks_fetches_total{provider=\"p\",result=\"success\"} 1\n")
+        );
+        m.forget_provider("p");
+        c.failure.inc();
+        assert!(!m.encode(&[]).contains("provider=\"p\""));
     }
 }

@@ -25,7 +25,7 @@ use crate::error::{AuthError, InvalidKind, MalformedKind};
 use crate::identity::Identity;
 use crate::jwks::fetch::{HttpSource, RemoteKeys, Source, http_client};
 use crate::jwks::{AlgPolicy, Key, KeySet, parse_jwks};
-use crate::telemetry::Metrics;
+use crate::telemetry::{KeyAge, Metrics};
 
 /// Largest token accepted (SPEC §9: the cap applies to the token itself).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -474,7 +474,7 @@ impl Verifier {
                         policy,
                         spec.refresh_interval,
                         spec.unknown_kid_refetch_interval,
-                        metrics.clone(),
+                        &metrics,
                     );
                     (Keys::Remote(Arc::new(remote)), false)
                 }
@@ -582,13 +582,19 @@ impl Verifier {
             .collect()
     }
 
-    /// Refreshes the `jwks_age` gauges (call before rendering metrics).
-    pub fn record_metrics(&self) {
-        for p in &self.providers {
-            if let Keys::Remote(r) = &p.keys {
-                r.record_age();
-            }
-        }
+    /// How old each remote provider's keys are now (those never loaded are
+    /// left out), in configuration order: `/metrics` reports these.
+    pub fn key_ages(&self) -> Vec<KeyAge> {
+        self.providers
+            .iter()
+            .filter_map(|p| match &p.keys {
+                Keys::Remote(r) => Some(KeyAge {
+                    provider: p.name.clone(),
+                    age: r.age()?,
+                }),
+                Keys::Fixed(_) => None,
+            })
+            .collect()
     }
 
     /// Verifies a compact JWS.

@@ -763,15 +763,14 @@ fn banned_users_are_refused_until_unbanned_or_the_ban_expires() {
         s.cookie(door, "/dashboard", &root.cookie)
             .allowed_as(&root.user_id);
     }
+    // Each refusal counted once: through Envoy the JWT and the session; over
+    // HTTP those two and the settling request that first saw the ban.
     let metrics = s.metrics();
-    for door in ["http", "grpc"] {
-        assert!(
-            metrics
-                .lines()
-                .any(|l| l.starts_with("gatehouse_decisions_total{")
-                    && l.contains(&format!("door=\"{door}\""))
-                    && l.contains("reason=\"user_banned\"")),
-            "no user_banned decision counted for {door}:\n{metrics}"
+    for (door, refused) in [("grpc", 2.0), ("http", 3.0)] {
+        assert_eq!(
+            common::metrics::decisions(&metrics, door, "deny", "user_banned"),
+            refused,
+            "user_banned decisions for {door}:\n{metrics}"
         );
     }
     assert!(s.log().contains("user_banned"), "{}", s.log());

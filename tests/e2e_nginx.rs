@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::metrics;
 use common::{EchoUpstream, Gatehouse, HttpResponse, Nginx, free_addr, http_get, http_request};
 use serde_json::{Value, json};
 
@@ -346,6 +347,7 @@ fn health_and_readiness_wait_for_a_late_jwks_server() {
         gatehouse.proc.log_text()
     );
     assert!(jwks.hits.load(Ordering::SeqCst) >= 1);
+    let before = scrape(&gatehouse);
     let r = http_request(
         nginx.addr,
         "GET",
@@ -359,17 +361,52 @@ fn health_and_readiness_wait_for_a_late_jwks_server() {
         http_get(gatehouse.http_addr, "/healthz", &[]).unwrap().0,
         200
     );
-    let (status, metrics) = http_get(gatehouse.http_addr, "/metrics", &[]).unwrap();
-    assert_eq!(status, 200);
-    for name in [
-        "gatehouse_decisions_total",
-        "gatehouse_verify_duration_seconds",
-        "gatehouse_jwks_fetches_total",
+    let after = scrape(&gatehouse);
+    // The 503 while the keys were missing, then the one allow, each counted once.
+    assert_eq!(
+        metrics::decisions(&after, "http", "deny", "jwks_unavailable"),
+        1.0,
+        "{after}"
+    );
+    let delta = |f: &dyn Fn(&str) -> f64| f(&after) - f(&before);
+    assert_eq!(
+        delta(&|t| metrics::decisions(t, "http", "allow", "authenticated")),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta(&|t| metrics::count(t, "gatehouse_token_cache_total", &[("result", "miss")])),
+        1.0
+    );
+    assert_eq!(
+        delta(&|t| metrics::count(t, "gatehouse_verify_duration_seconds_count", &[])),
+        1.0
+    );
+    let fetches = |result| {
+        metrics::count(
+            &after,
+            "gatehouse_jwks_fetches_total",
+            &[("provider", "better-auth"), ("result", result)],
+        )
+    };
+    assert!(
+        fetches("failure") >= 1.0,
+        "the server was down at start:\n{after}"
+    );
+    assert!(fetches("success") >= 1.0, "{after}");
+    let age = metrics::value(
+        &after,
         "gatehouse_jwks_age_seconds",
-        "gatehouse_token_cache_total",
-    ] {
-        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
-    }
+        &[("provider", "better-auth")],
+    );
+    assert!(age.is_some_and(|a| (0.0..40.0).contains(&a)), "{after}");
+}
+
+/// gatehouse's `/metrics` text.
+fn scrape(gatehouse: &Gatehouse) -> String {
+    let (status, text) = http_get(gatehouse.http_addr, "/metrics", &[]).unwrap();
+    assert_eq!(status, 200);
+    text
 }
 
 #[test]

@@ -575,12 +575,10 @@ http {{
         "{message}"
     );
     let metrics = http_request(s.gatehouse.http_addr, "GET", "/metrics", &[]).expect("metrics");
-    assert!(
-        metrics
-            .body
-            .lines()
-            .any(|l| l.contains("reason=\"missing_method\"") && !l.ends_with(" 0")),
-        "missing_method is counted under its own reason:\n{}",
+    assert_eq!(
+        common::metrics::decisions(&metrics.body, "http", "deny", "missing_method"),
+        2.0,
+        "nginx's request and the direct one, each under its own reason:\n{}",
         metrics.body
     );
 

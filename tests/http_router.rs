@@ -4,11 +4,14 @@
 //! JWKS routes.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
+use common::metrics;
 use gatehouse::config::raw::RawRule;
 use gatehouse::config::{
     Access, Config, KeySource, LogFormat, ProviderSpec, RawConfig, TokenSource,
@@ -232,7 +235,7 @@ async fn jwks_server(doc: &'static str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_expose_the_spec_series_after_decisions() {
+async fn metrics_count_each_decision_and_measure_key_age_at_scrape() {
     let uri = jwks_server(
         r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#,
     )
@@ -255,12 +258,22 @@ async fn metrics_expose_the_spec_series_after_decisions() {
         session_claim: None,
     });
     let st = state(cfg, None);
+    let started = std::time::Instant::now();
     st.authorizer().start();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !st.is_ready() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(st.is_ready(), "keys never loaded");
+    let scrape = || async {
+        let (resp, body) = call(&st, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let ct = resp.headers()["content-type"].to_str().unwrap();
+        assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+        assert!(body.ends_with("# EOF\n"), "{body}");
+        body
+    };
+    let before = scrape().await;
     // Well formed, names the provider's issuer and kid, signature all zeros.
     let token = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.\
                  eyJpc3MiOiJodHRwczovL2lzc3Vlci50ZXN0Iiwic3ViIjoieCIsImV4cCI6NDEwMjQ0NDgwMH0.\
@@ -277,44 +290,56 @@ async fn metrics_expose_the_spec_series_after_decisions() {
         }
         call(&st, auth(&h)).await;
     }
-    let (resp, body) = call(&st, Request::get("/metrics").body(Body::empty()).unwrap()).await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let ct = resp.headers()["content-type"].to_str().unwrap();
-    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
-    for name in [
-        "gatehouse_decisions_total",
-        "gatehouse_verify_duration_seconds",
-        "gatehouse_jwks_fetches_total",
-        "gatehouse_jwks_age_seconds",
-        "gatehouse_token_cache_total",
+    // The age is measured when scraped: it grows between scrapes with no fetch.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = scrape().await;
+    let delta = |f: &dyn Fn(&str) -> f64| f(&after) - f(&before);
+    for (result, reason) in [
+        ("allow", "public"),
+        ("deny", "token_missing"),
+        ("deny", "bad_signature"),
     ] {
-        assert!(body.contains(name), "{name} missing from:\n{body}");
+        assert_eq!(
+            delta(&|t| metrics::decisions(t, "http", result, reason)),
+            1.0,
+            "{result}/{reason}:\n{after}"
+        );
     }
-    assert!(
-        body.contains(r#"door="http",result="allow",reason="public""#),
-        "{body}"
+    assert_eq!(
+        delta(&|t| metrics::decisions(t, "http", "allow", "authenticated")),
+        0.0
     );
-    assert!(
-        body.contains(r#"door="http",result="deny",reason="token_missing""#),
-        "{body}"
+    let cache = |result| {
+        move |t: &str| metrics::count(t, "gatehouse_token_cache_total", &[("result", result)])
+    };
+    assert_eq!(delta(&cache("miss")), 1.0, "{after}");
+    assert_eq!(delta(&cache("hit")), 0.0, "{after}");
+    assert_eq!(
+        delta(&|t| metrics::count(t, "gatehouse_verify_duration_seconds_count", &[])),
+        3.0,
+        "{after}"
     );
+    let fetches = |result| {
+        metrics::value(
+            &after,
+            "gatehouse_jwks_fetches_total",
+            &[("provider", "remote"), ("result", result)],
+        )
+    };
+    assert_eq!(fetches("success"), Some(1.0), "{after}");
+    assert_eq!(fetches("failure"), Some(0.0), "{after}");
+    let age = |t: &str| {
+        metrics::value(t, "gatehouse_jwks_age_seconds", &[("provider", "remote")])
+            .unwrap_or_else(|| panic!("no key age:\n{t}"))
+    };
     assert!(
-        body.contains(r#"door="http",result="deny",reason="bad_signature""#),
-        "{body}"
+        age(&after) - age(&before) >= 0.3,
+        "{} then {}",
+        age(&before),
+        age(&after)
     );
-    assert!(
-        body.contains(r#"gatehouse_token_cache_total{result="miss"} 1"#),
-        "{body}"
-    );
-    assert!(
-        body.contains(r#"gatehouse_jwks_fetches_total{provider="remote","#),
-        "{body}"
-    );
-    assert!(
-        body.contains("gatehouse_verify_duration_seconds_count 3"),
-        "{body}"
-    );
-    assert!(body.trim_end().ends_with("# EOF"));
+    assert!(age(&after) <= started.elapsed().as_secs_f64(), "{after}");
+    assert!(!after.contains("door=\"cli\""), "{after}");
 }
 
 #[tokio::test]

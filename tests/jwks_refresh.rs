@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::jwks_server::JwksServer;
+use common::metrics;
 use common::tokens::{TestKey, claims, jwks, jwks_provider, provider};
 use gatehouse::config::{KeySource, ProviderSpec};
 use gatehouse::error::{AuthError, InvalidKind};
@@ -150,16 +151,20 @@ async fn failing_server_keeps_last_good_keys() {
     );
     assert!(v.key_present(ok.key));
     assert!(v.is_ready());
-    let text = m.encode();
-    assert!(
-        text.contains(r#"gatehouse_jwks_fetches_total{provider="ba",result="failure"} 1"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"gatehouse_jwks_fetches_total{provider="ba",result="success"} 1"#),
-        "{text}"
-    );
-    assert!(text.contains("gatehouse_jwks_age_seconds"), "{text}");
+    let text = m.encode(&v.key_ages());
+    let fetches = |result| {
+        metrics::value(
+            &text,
+            "gatehouse_jwks_fetches_total",
+            &[("provider", "ba"), ("result", result)],
+        )
+    };
+    assert_eq!(fetches("failure"), Some(1.0), "{text}");
+    assert_eq!(fetches("success"), Some(1.0), "{text}");
+    // The keys in use are those of the first fetch, over 500 ms ago: the
+    // failed refetch did not make them younger.
+    let age = metrics::value(&text, "gatehouse_jwks_age_seconds", &[("provider", "ba")]);
+    assert!(age.is_some_and(|a| (0.5..5.0).contains(&a)), "{text}");
 }
 
 #[tokio::test]
@@ -209,7 +214,18 @@ async fn unusable(body: Vec<u8>, delay: Duration) {
         .unwrap_err();
     assert_eq!(err, AuthError::JwksUnavailable("ba".into()));
     assert_eq!(server.hits(), 1);
-    assert!(m.encode().contains(r#"result="failure"} 1"#));
+    let text = m.encode(&v.key_ages());
+    let fetches = |result| {
+        metrics::value(
+            &text,
+            "gatehouse_jwks_fetches_total",
+            &[("provider", "ba"), ("result", result)],
+        )
+    };
+    assert_eq!(fetches("failure"), Some(1.0), "{text}");
+    assert_eq!(fetches("success"), Some(0.0), "{text}");
+    // Never loaded: no key age to report.
+    assert!(!text.contains("gatehouse_jwks_age_seconds{"), "{text}");
 }
 
 #[tokio::test]

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{AlgPolicy, JwksError, KeySet, MAX_JWKS_BYTES, parse_jwks};
-use crate::telemetry::{FetchLabels, Metrics, ProviderLabels};
+use crate::telemetry::{FetchCounters, Metrics};
 
 /// Fetch timeout (SPEC §6).
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -335,8 +335,9 @@ pub struct RemoteKeys {
     times: Mutex<Times>,
     /// Single-flight: at most one fetch per provider at a time.
     flight: tokio::sync::Mutex<()>,
-    /// Fetch counters and key-age gauges.
-    metrics: Arc<Metrics>,
+    /// This provider's `gatehouse_jwks_fetches_total` series. The key age
+    /// is not recorded here: scrapes derive it from [`RemoteKeys::age`].
+    fetches: FetchCounters,
 }
 
 impl RemoteKeys {
@@ -346,7 +347,7 @@ impl RemoteKeys {
         policy: AlgPolicy,
         refresh_interval: Duration,
         cooldown: Duration,
-        metrics: Arc<Metrics>,
+        metrics: &Metrics,
     ) -> RemoteKeys {
         RemoteKeys {
             name: name.to_owned(),
@@ -359,7 +360,7 @@ impl RemoteKeys {
             generation: AtomicU64::new(0),
             times: Mutex::new(Times::default()),
             flight: tokio::sync::Mutex::new(()),
-            metrics,
+            fetches: metrics.fetch_counters(name),
         }
     }
 
@@ -383,25 +384,13 @@ impl RemoteKeys {
         self.discovered_issuer.load_full()
     }
 
-    /// Time since the last successful fetch.
+    /// Time since the last successful fetch; `None` until keys are loaded.
     pub fn age(&self) -> Option<Duration> {
         self.lock_times().last_success.map(|t| t.elapsed())
     }
 
     fn lock_times(&self) -> std::sync::MutexGuard<'_, Times> {
         self.times.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Updates the age gauge.
-    pub fn record_age(&self) {
-        if let Some(age) = self.age() {
-            self.metrics
-                .jwks_age
-                .get_or_create(&ProviderLabels {
-                    provider: self.name.clone(),
-                })
-                .set(age.as_secs_f64());
-        }
     }
 
     /// One fetch; the caller holds `flight`. Returns the response's
@@ -439,18 +428,10 @@ impl RemoteKeys {
         };
         self.lock_times().last_attempt = Some(now);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.metrics
-            .jwks_fetches
-            .get_or_create(&FetchLabels {
-                provider: self.name.clone(),
-                result: if outcome.is_ok() {
-                    "success"
-                } else {
-                    "failure"
-                },
-            })
-            .inc();
-        self.record_age();
+        match outcome {
+            Ok(_) => self.fetches.success.inc(),
+            Err(_) => self.fetches.failure.inc(),
+        };
         outcome
     }
 

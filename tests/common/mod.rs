@@ -1,7 +1,7 @@
 //! Shared harness for the integration tests: free loopback ports, child
 //! processes that are killed on drop, token fixtures, a counting JWKS
-//! server, an echo upstream, and launchers for the real peers (Envoy,
-//! nginx, Caddy, Traefik, Better Auth).
+//! server, a reader of `/metrics` samples, an echo upstream, and launchers
+//! for the real peers (Envoy, nginx, Caddy, Traefik, Better Auth).
 #![allow(dead_code, unused_imports)]
 
 pub mod betterauth;
@@ -10,6 +10,7 @@ pub mod conform;
 pub mod envoy;
 pub mod httpc;
 pub mod jwks_server;
+pub mod metrics;
 pub mod nginx;
 pub mod pki;
 pub mod ports;
