@@ -1,5 +1,5 @@
 //! The command line: `serve`, `check-config`, `verify`, `demo`,
-//! `proxy-config` (docs/cli.md).
+//! `proxy-config` (README.md, "Command line"; docs/configuration.md).
 //!
 //! Parses arguments with clap, loads the config through
 //! [`Config::load`], and maps every outcome to an exit code: 0 success
@@ -341,7 +341,7 @@ fn bearer_headers(token: &str) -> Option<http::HeaderMap> {
     Some(headers)
 }
 
-/// The `verify` output: one JSON object (SPEC §1).
+/// The `verify` output: one JSON object.
 pub fn decision_json(decision: &Decision) -> Value {
     match decision {
         Decision::Allow(allow) => {

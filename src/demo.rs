@@ -304,7 +304,7 @@ pub fn cases(tokens: &SampleTokens) -> Vec<DemoCase> {
 #[derive(Debug, Clone)]
 pub struct CaseResult {
     pub status: u16,
-    /// The SPEC §5 error code, `None` when allowed.
+    /// The error code (docs/errors.md), `None` when allowed.
     pub error: Option<String>,
 }
 

@@ -1,7 +1,7 @@
 //! Credential extraction: the configured token sources → one [`Credential`].
 //!
 //! Sources are tried in order (`Authorization: Bearer`, other headers,
-//! cookies, query). One credential per request (SPEC §6): two
+//! cookies, query). One credential per request: two
 //! `Authorization` values, one cookie sent twice with different values, or
 //! two different JWTs (say a bearer token and a configured cookie) is
 //! `token_malformed`; between a JWT and a session token the first source in
@@ -21,7 +21,7 @@ use http::header::{AUTHORIZATION, COOKIE};
 use crate::config::TokenSource;
 use crate::error::{AuthError, MalformedKind};
 
-/// The largest credential accepted (SPEC §5).
+/// The largest credential accepted.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Where a credential was found.

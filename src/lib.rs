@@ -14,7 +14,7 @@
 //! - [`session`]: Better Auth opaque sessions.
 //! - [`identity`]: claims → identity headers to set and to remove.
 //! - [`decision`]: the [`decision::Authorizer`] tying it together.
-//! - [`error`]: the SPEC §5 table, the one status mapping.
+//! - [`error`]: the error table (docs/errors.md), the one status mapping.
 //! - [`config`]: file, env and flags → compiled config.
 //! - [`state`]: what both doors share (the hot-swapped authorizer, draining).
 //! - [`server`]: listeners, shutdown drain, SIGHUP reload.

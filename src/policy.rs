@@ -6,7 +6,7 @@
 //! and walks the rules in order, first match wins, without allocating per
 //! rule; captures are only built for the winning rule.
 //!
-//! Paths are made safe first by [`normalize_path`] (SPEC §6): the query is
+//! Paths are made safe first by [`normalize_path`] (docs/rules.md): the query is
 //! cut, unreserved percent-escapes decoded, other escapes upper-cased,
 //! duplicate slashes merged, dot segments resolved, and anything still
 //! ambiguous (encoded separators, encoded dot segments, `;` parameters,
@@ -638,7 +638,7 @@ fn decode_segment(segment: &str) -> String {
 }
 
 /// Makes a request target safe to match: cuts the query, decodes unreserved
-/// escapes, resolves `.`/`..`, refuses ambiguity (SPEC §6).
+/// escapes, resolves `.`/`..`, refuses ambiguity (docs/rules.md).
 pub fn normalize_path(raw: &str) -> Result<String, AuthError> {
     let end = raw.find(['?', '#']).unwrap_or(raw.len());
     let raw = &raw[..end];

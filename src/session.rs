@@ -1,6 +1,6 @@
-//! Better Auth sessions (SPEC §7): the cookie signature check, then a
-//! lookup through Better Auth's `get-session` endpoint or straight in its
-//! Postgres `"session"`/`"user"` tables, cached for `cache_ttl`.
+//! Better Auth sessions (docs/better-auth.md): the cookie signature check,
+//! then a lookup through Better Auth's `get-session` endpoint or straight in
+//! its Postgres `"session"`/`"user"` tables, cached for `cache_ttl`.
 //!
 //! Order of work for one session credential:
 //! 1. Split `TOKEN.SIG`. When the secret is known, SIG must be the padded

@@ -102,7 +102,7 @@ pub struct FetchCounters {
     pub failure: Counter,
 }
 
-/// Every metric gatehouse exports (SPEC §9 names).
+/// Every metric gatehouse exports (docs/metrics.md).
 ///
 /// One `Metrics` lives as long as the process and is shared by every
 /// configuration generation (SIGHUP keeps it), so counters keep counting

@@ -1,5 +1,5 @@
-//! TLS and mTLS on the two listeners (SPEC §8), with rustls and the
-//! aws-lc-rs provider.
+//! TLS and mTLS on the two listeners (docs/configuration.md), with rustls
+//! and the aws-lc-rs provider.
 //!
 //! [`TlsAcceptors::load`] reads the configured certificate chain, private
 //! key and optional client CA (PEM) and builds one rustls server config per

@@ -1,5 +1,5 @@
 //! Token verification: header policy, provider and key choice, signature,
-//! and registered claims (SPEC §6).
+//! and registered claims.
 //!
 //! The token is parsed by hand (size cap, three base64url parts, JSON
 //! objects). The provider is chosen by `iss` (then by `alg` family when two
@@ -27,11 +27,11 @@ use crate::jwks::fetch::{HttpSource, RemoteKeys, Source, http_client};
 use crate::jwks::{AlgPolicy, Key, KeySet, parse_jwks};
 use crate::telemetry::{KeyAge, Metrics};
 
-/// Largest token accepted (SPEC §9: the cap applies to the token itself).
+/// Largest token accepted (the cap applies to the token itself).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Which key verified a token, so cached results can be dropped when the
-/// key leaves its set (SPEC §9 "Removed keys").
+/// key leaves its set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyRef {
     /// Index of the provider in the verifier.

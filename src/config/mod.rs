@@ -1,10 +1,11 @@
 //! Configuration: the YAML file, env and flags layered into one validated,
 //! compiled [`Config`].
 //!
-//! Precedence is flag > env > file > default (SPEC §1). Everything a request
-//! needs is compiled here once (rules, header names, algorithms, durations),
-//! so the request path only looks things up. Every error names the key it is
-//! about (`rules[2].match.path: …`) and makes the CLI exit 64.
+//! Precedence is flag > env > file > default (docs/configuration.md).
+//! Everything a request needs is compiled here once (rules, header names,
+//! algorithms, durations), so the request path only looks things up. Every
+//! error names the key it is about (`rules[2].match.path: …`) and makes the
+//! CLI exit 64.
 //!
 //! This module does not fetch keys or open connections; see `jwks` and
 //! `session` for that.
@@ -143,7 +144,8 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub struct ProviderSpec {
     pub name: String,
-    /// Required `iss`; `None` only for secret/file providers (SPEC §6).
+    /// Required `iss`; `None` for a discovery provider (the document names
+    /// it) and for a secret or file provider that takes any `iss`.
     pub issuer: Option<String>,
     /// Any one must match `aud`; empty means `aud` is not checked.
     pub audiences: Vec<String>,
@@ -160,7 +162,7 @@ pub struct ProviderSpec {
     pub session_claim: Option<String>,
 }
 
-/// A validated token source (SPEC §3 `token_sources`).
+/// A validated token source (`token_sources`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
     /// `Authorization: Bearer <t>`, scheme case-insensitive.

@@ -1,4 +1,5 @@
-//! The config file as written: plain serde structs mirroring SPEC §3.
+//! The config file as written: plain serde structs mirroring the keys
+//! docs/configuration.md describes.
 //!
 //! Nothing here is validated beyond its YAML shape; [`super`] layers env and
 //! flags on top and compiles the result. Unknown keys are errors, so a typo
@@ -62,7 +63,7 @@ pub struct RawConfig {
     pub log: Option<RawLog>,
 }
 
-/// One token issuer (SPEC §3 `providers[]`).
+/// One token issuer (`providers[]`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
@@ -73,7 +74,7 @@ pub struct RawProvider {
     pub audiences: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
-    /// OIDC issuer URL; `/.well-known/openid-configuration` is appended unless present.
+    /// OIDC issuer URL; `/.well-known/openid-configuration` is appended to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,7 +121,7 @@ pub struct RawProvider {
     pub session_claim: Option<String>,
 }
 
-/// One place a credential may come from (SPEC §3 `token_sources[]`).
+/// One place a credential may come from (`token_sources[]`).
 ///
 /// Written as a one-key map (`- header: authorization`); serialized the
 /// same way so `check-config` output can be fed back as a config file.
@@ -199,13 +200,13 @@ pub enum Access {
     Authenticated,
 }
 
-/// One route rule (SPEC §3 `rules[]`).
+/// One route rule (`rules[]`, docs/rules.md).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     #[serde(rename = "match", default)]
     pub match_: RawMatch,
-    /// `None`: `authenticated` (SPEC §9).
+    /// `None`: `authenticated`; the effective config always shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<Access>,
     /// claim → required value (equality, or membership for array claims).
@@ -284,7 +285,7 @@ impl RequestHeaders {
     }
 }
 
-/// Better Auth opaque sessions (SPEC §3 `session`, §7).
+/// Better Auth opaque sessions (`session`, docs/better-auth.md).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSession {

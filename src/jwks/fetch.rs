@@ -3,7 +3,7 @@
 //! [`HttpSource`] fetches a `jwks_uri` (or follows OIDC discovery to one)
 //! with rustls, a 5 s timeout, a 1 MiB body limit and no redirect to another
 //! scheme. [`RemoteKeys`] holds a provider's current keys and decides when
-//! to fetch: at start, then per SPEC §9 (Cache-Control `max-age` clamped to
+//! to fetch: at start, then on a schedule (Cache-Control `max-age` clamped to
 //! [30 s, 24 h], else `refresh_interval`; failures back off from 1 s up to
 //! min(`refresh_interval`, 30 s) and keep the last good keys); on an unknown
 //! kid or never-loaded keys at most once per `unknown_kid_refetch_interval`,
@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::{AlgPolicy, JwksError, KeySet, MAX_JWKS_BYTES, parse_jwks};
 use crate::telemetry::{FetchCounters, Metrics};
 
-/// Fetch timeout (SPEC §6).
+/// Fetch timeout.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Shortest refresh a `max-age` can ask for.
 pub const MIN_MAX_AGE: Duration = Duration::from_secs(30);
@@ -454,7 +454,7 @@ impl RemoteKeys {
         let _ = self.fetch_locked().await;
     }
 
-    /// The background task: fetch now, then on the SPEC §9 schedule,
+    /// The background task: fetch now, then on the refresh schedule,
     /// until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut failures: u32 = 0;
