@@ -11,6 +11,11 @@
 //!   audience and `exp` checks, measured in the same run.
 //! - `rules/100/*`: `RuleSet::find` over 100 compiled rules on a normalized
 //!   path, for the last rule, a mid rule and a miss.
+//! - `grpc_allow/hand` beside `grpc_allow/prost`: the Envoy door's allow for
+//!   a token with Better Auth-shaped claims, written by `wire::encode_allow`
+//!   and by building the envoy-types message and encoding it with prost.
+//!   The door does this once per verified token; the figure says whether
+//!   the hand-written encoder pays for itself.
 //!
 //! Keys are generated here with aws-lc-rs; the key-set providers read them
 //! from a JWKS file written to a temporary directory. Nothing here touches
@@ -345,8 +350,39 @@ fn bench_rules(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_allow_encoding(c: &mut Criterion, fx: &Fixture) {
+    use gatehouse::decision::Decision;
+    use prost::Message;
+    let authz = fx.authorizer("");
+    let decision = run_now(
+        &fx.rt,
+        authz.check(&check_input(&fx.token(BenchAlg::EdDSA))),
+    );
+    let Decision::Allow(allow) = &decision else {
+        sane("grpc_allow", false, &decision);
+        return;
+    };
+    // The same message either way (the bytes may differ: prost writes a
+    // Struct's map in hash order).
+    let hand = gatehouse::grpc::encode(&decision);
+    let reference = gatehouse::grpc::allow_message(allow);
+    let decoded = envoy_types::pb::envoy::service::auth::v3::CheckResponse::decode(hand);
+    if !sane("grpc_allow", decoded.as_ref() == Ok(&reference), &decoded) {
+        return;
+    }
+    let mut group = c.benchmark_group("grpc_allow");
+    group.bench_function("hand", |b| {
+        b.iter(|| gatehouse::grpc::encode(black_box(&decision)))
+    });
+    group.bench_function("prost", |b| {
+        b.iter(|| gatehouse::grpc::allow_message(black_box(allow)).encode_to_vec())
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let fx = Fixture::new();
+    bench_allow_encoding(c, &fx);
     bench_decision(c, &fx);
     bench_verify(c, &fx);
     bench_rules(c);

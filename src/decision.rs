@@ -66,9 +66,20 @@ pub struct Allow {
     pub headers: Arc<RenderedHeaders>,
     /// `None` for public rules and anonymous optional access.
     pub identity: Option<Identity>,
-    /// The verified-token cache entry behind this allow, where a door keeps
-    /// what it renders for the token (see [`Verified::rendered`]).
-    pub verified: Option<Arc<Verified>>,
+    /// Set when this allow is exactly what the cached token alone allows
+    /// (its own identity headers, nothing added for this request), so a
+    /// door may reuse what it rendered for the same token before.
+    pub token: Option<CachedToken>,
+}
+
+/// A token from the verified-token cache, as a door may remember it.
+#[derive(Debug, Clone)]
+pub struct CachedToken {
+    /// The token's cache key (a hash; never the token).
+    pub key: TokenKey,
+    /// The verification the allow was decided with; a door's memory of
+    /// this token is valid only for this very verification.
+    pub verified: Arc<Verified>,
 }
 
 /// The answer.
@@ -121,7 +132,9 @@ impl Authorizer {
         );
         Ok(Self {
             extractor: Extractor::new(&config.token_sources),
-            token_cache: TokenCache::new(config.token_cache_max_bytes),
+            token_cache: TokenCache::new(
+                crate::token_cache::budget(config.token_cache_max_bytes).0,
+            ),
             verifier,
             sessions,
             session_claims,
@@ -243,7 +256,7 @@ impl Authorizer {
                 _ => Err(AuthError::Missing),
             };
         };
-        let (identity, verified) = self.identify(&credential, &input.headers, trace).await?;
+        let (identity, cached) = self.identify(&credential, &input.headers, trace).await?;
         if self.reads_tables {
             // Boxed: rare next to a cached token's decision, which stays small.
             Box::pin(self.check_tables(&identity)).await?;
@@ -261,17 +274,17 @@ impl Authorizer {
             return Ok(Allow {
                 headers,
                 identity: Some(identity),
-                verified: None,
+                token: None,
             });
         }
         let render = || self.config.identity_headers.render(Some(&identity.claims));
-        let headers = match &verified {
+        let headers = match &cached {
             // A cached token's headers are rendered once and shared.
-            Some(v) => match v.rendered.headers.get() {
+            Some(c) => match c.verified.headers.get() {
                 Some(h) => h.clone(),
                 None => {
                     let h = Arc::new(render()?);
-                    let _ = v.rendered.headers.set(h.clone());
+                    let _ = c.verified.headers.set(h.clone());
                     h
                 }
             },
@@ -280,7 +293,7 @@ impl Authorizer {
         Ok(Allow {
             headers,
             identity: Some(identity),
-            verified,
+            token: cached,
         })
     }
 
@@ -340,7 +353,7 @@ impl Authorizer {
         Ok(Allow {
             headers: Arc::new(self.config.identity_headers.render(None)?),
             identity: None,
-            verified: None,
+            token: None,
         })
     }
 
@@ -349,14 +362,17 @@ impl Authorizer {
         credential: &Credential,
         headers: &HeaderMap,
         trace: &mut Trace,
-    ) -> Result<(Identity, Option<Arc<Verified>>), AuthError> {
+    ) -> Result<(Identity, Option<CachedToken>), AuthError> {
         match credential {
             Credential::Jwt { token, .. } => {
                 let key = TokenKey::of(token);
                 trace.fingerprint = Some(key.fingerprint());
                 let verified = self.identify_jwt(token, key, trace).await?;
                 trace.provider = Some(verified.identity.provider.clone());
-                Ok((verified.identity.clone(), Some(verified)))
+                Ok((
+                    verified.identity.clone(),
+                    Some(CachedToken { key, verified }),
+                ))
             }
             Credential::Session { token, source } => {
                 trace.fingerprint = Some(TokenKey::of(token).fingerprint());

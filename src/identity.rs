@@ -13,9 +13,6 @@
 
 use std::sync::Arc;
 
-use std::sync::OnceLock;
-
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
@@ -46,16 +43,6 @@ pub struct RenderedHeaders {
     /// `remove` as one comma-separated value (`None` when empty), for the
     /// HTTP door's `x-envoy-auth-headers-to-remove`.
     pub remove_list: Option<HeaderValue>,
-}
-
-/// What is rendered once per verified token and shared by every later hit
-/// of the verified-token cache: its identity headers and the Envoy door's
-/// encoded allow.
-#[derive(Debug, Clone, Default)]
-pub struct Rendered {
-    pub headers: OnceLock<Arc<RenderedHeaders>>,
-    /// The encoded `CheckResponse` that allows a request with this token.
-    pub grpc_allow: OnceLock<Bytes>,
 }
 
 /// Compiled `identity_headers`.

@@ -52,6 +52,14 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// How `token_cache.max_memory` is shared between the verified tokens
+/// and the Envoy door's encoded answers for them (a quarter): together
+/// they stay within the configured bound.
+pub fn budget(max_bytes: u64) -> (u64, u64) {
+    let answers = max_bytes / 4;
+    (max_bytes - answers, answers)
+}
+
 /// A cached verification and its weight, computed once at insertion.
 #[derive(Clone)]
 struct Entry {
@@ -108,30 +116,10 @@ const TYPICAL_WEIGHT: u64 = 2048;
 /// process's memory, not just the claims.
 fn weigh(value: &Verified) -> u32 {
     let claims = &value.identity.claims;
-    // 320: node and bookkeeping; 256: the rendered identity headers; then
-    // the Envoy door's encoded allow (headers, and the claims again as
-    // dynamic metadata), rendered on the token's first hit there.
-    let total = 576
-        + alloc(value.identity.provider.len())
-        + map_weight(claims)
-        + alloc(256 + encoded_struct_len(claims));
+    // 320: node and bookkeeping; 256: the rendered identity headers. (The
+    // Envoy door weighs its encoded answers itself.)
+    let total = 576 + alloc(value.identity.provider.len()) + map_weight(claims);
     u32::try_from(total).unwrap_or(u32::MAX)
-}
-
-/// An upper bound of a JSON object's size as a `google.protobuf.Struct`.
-fn encoded_struct_len(m: &serde_json::Map<String, Value>) -> usize {
-    m.iter()
-        .map(|(k, v)| 12 + k.len() + encoded_value_len(v))
-        .sum()
-}
-
-fn encoded_value_len(v: &Value) -> usize {
-    match v {
-        Value::Null | Value::Bool(_) | Value::Number(_) => 12,
-        Value::String(s) => 6 + s.len(),
-        Value::Array(a) => 6 + a.iter().map(|v| 6 + encoded_value_len(v)).sum::<usize>(),
-        Value::Object(o) => 6 + encoded_struct_len(o),
-    }
 }
 
 pub struct TokenCache {
@@ -219,7 +207,7 @@ mod tests {
                 provider: 0,
                 key_id: 1,
             },
-            rendered: Default::default(),
+            headers: Default::default(),
         })
     }
 

@@ -49,9 +49,9 @@ pub struct Verified {
     pub exp: Option<u64>,
     /// The key that verified it (see [`Verifier::key_present`]).
     pub key: KeyRef,
-    /// Answers rendered for this token on its first allow, shared by every
-    /// later hit of the verified-token cache.
-    pub rendered: crate::identity::Rendered,
+    /// The identity headers rendered for this token on its first allow,
+    /// shared by every later hit of the verified-token cache.
+    pub headers: std::sync::OnceLock<Arc<crate::identity::RenderedHeaders>>,
 }
 
 /// A refusal from [`Verifier::verify_traced`]: the error, and the provider
@@ -668,7 +668,7 @@ impl Verifier {
                             provider: index,
                             key_id,
                         },
-                        rendered: Default::default(),
+                        headers: Default::default(),
                     });
                 }
                 Err(e) => {

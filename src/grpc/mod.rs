@@ -12,7 +12,8 @@
 //! [`crate::error`]. A deny is always an OK gRPC call carrying a deny
 //! `CheckResponse`; a request without HTTP attributes is denied with
 //! `bad_request`, never allowed. The allow for a token served from the
-//! verified-token cache is encoded once and reused by every later hit.
+//! verified-token cache is encoded once and kept by this door
+//! ([`answers`]), reused by every later hit of the same verification.
 //!
 //! [`HealthPublisher`] keeps the gRPC health status in step with
 //! [`AppState::is_ready`] for the empty service name and for the
@@ -21,6 +22,7 @@
 //! This module does not bind sockets or handle signals (see
 //! [`crate::server`]), and does not decide anything itself.
 
+mod answers;
 pub mod wire;
 
 use std::sync::Arc;
@@ -30,7 +32,9 @@ use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue as PbHeader, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{CheckResponse, DeniedHttpResponse};
+use envoy_types::pb::envoy::service::auth::v3::{
+    CheckResponse, DeniedHttpResponse, OkHttpResponse,
+};
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value as PbValue, value::Kind};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
@@ -54,11 +58,27 @@ pub const AUTHORIZATION_SERVICE: &str = wire::SERVICE_NAME;
 pub struct AuthzService {
     /// Shared with the HTTP door; read once per request (hot-swapped on SIGHUP).
     state: Arc<AppState>,
+    /// The allows encoded for cached tokens, reused while their
+    /// verification lives. Sized at start from `token_cache.max_memory`.
+    answers: Arc<answers::Answers>,
 }
 
 impl AuthzService {
     pub fn new(state: Arc<AppState>) -> Self {
-        Self { state }
+        let budget = state.authorizer().config().token_cache_max_bytes;
+        let answers = Arc::new(answers::Answers::new(crate::token_cache::budget(budget).1));
+        Self { state, answers }
+    }
+
+    /// The encoded `CheckResponse` for a decision: a cached token's allow
+    /// comes from the door's memory after its first encoding.
+    fn answer(&self, decision: &Decision) -> Bytes {
+        match decision {
+            Decision::Allow(Allow {
+                token: Some(token), ..
+            }) => self.answers.get_or_encode(token, || encode(decision)),
+            _ => encode(decision),
+        }
     }
 
     /// The tonic service, ready for `Server::add_service`.
@@ -71,7 +91,7 @@ impl AuthzService {
     pub async fn decide(&self, request: CheckRequest) -> Bytes {
         let authz = self.state.authorizer();
         match check_input(request) {
-            Ok(input) => encode(&authz.check(&input).await),
+            Ok(input) => self.answer(&authz.check(&input).await),
             Err(err) => {
                 authz
                     .metrics()
@@ -212,18 +232,83 @@ fn text(bytes: Bytes) -> Result<Option<String>, AuthError> {
         .map_err(|_| AuthError::BadRequest(BadRequestKind::ControlCharacter))
 }
 
-/// The encoded `CheckResponse` for a decision. The allow for a token from
-/// the verified-token cache is encoded on its first hit and shared after.
+/// The encoded `CheckResponse` for a decision, written afresh.
 pub fn encode(decision: &Decision) -> Bytes {
-    let encode_now = || match decision {
+    match decision {
         Decision::Allow(allow) => wire::encode_allow(&allow.headers, allow.identity.as_ref()),
         Decision::Deny(err) => Bytes::from(deny(err).encode_to_vec()),
-    };
-    match decision {
-        Decision::Allow(Allow {
-            verified: Some(v), ..
-        }) => v.rendered.grpc_allow.get_or_init(encode_now).clone(),
-        _ => encode_now(),
+    }
+}
+
+/// The allow as an envoy-types message, built field by field: the
+/// reference that [`wire::encode_allow`]'s bytes are checked against in
+/// tests and measured against in the benchmarks (benches/core.rs).
+pub fn allow_message(allow: &Allow) -> CheckResponse {
+    let headers = allow
+        .headers
+        .set
+        .iter()
+        .map(|(name, value)| {
+            let bytes = value.as_bytes();
+            let header = match std::str::from_utf8(bytes) {
+                Ok(s) => PbHeader {
+                    key: name.as_str().to_owned(),
+                    value: s.to_owned(),
+                    raw_value: Vec::new(),
+                },
+                Err(_) => PbHeader {
+                    key: name.as_str().to_owned(),
+                    value: String::new(),
+                    raw_value: bytes.to_vec(),
+                },
+            };
+            #[allow(deprecated)]
+            HeaderValueOption {
+                header: Some(header),
+                append: None,
+                append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+                keep_empty_value: false,
+            }
+        })
+        .collect();
+    let headers_to_remove = allow
+        .headers
+        .remove
+        .iter()
+        .map(|n| n.as_str().to_owned())
+        .collect();
+    let dynamic_metadata = allow.identity.as_ref().map(|id| {
+        let mut fields = std::collections::HashMap::with_capacity(3);
+        fields.insert("provider".to_owned(), string_value(&id.provider));
+        if let Some(sub) = id.sub() {
+            fields.insert("sub".to_owned(), string_value(sub));
+        }
+        fields.insert(
+            "claims".to_owned(),
+            PbValue {
+                kind: Some(Kind::StructValue(json_struct(&id.claims))),
+            },
+        );
+        Struct { fields }
+    });
+    CheckResponse {
+        status: Some(RpcStatus {
+            code: 0,
+            message: String::new(),
+            details: Vec::new(),
+        }),
+        dynamic_metadata,
+        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+            headers,
+            headers_to_remove,
+            ..Default::default()
+        })),
+    }
+}
+
+fn string_value(s: &str) -> PbValue {
+    PbValue {
+        kind: Some(Kind::StringValue(s.to_owned())),
     }
 }
 
@@ -375,88 +460,15 @@ mod tests {
     use envoy_types::pb::envoy::config::core::v3::HeaderMap as PbHeaderMap;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
     use envoy_types::pb::envoy::service::auth::v3::{
-        AttributeContext, CheckRequest as PbCheckRequest, OkHttpResponse,
+        AttributeContext, CheckRequest as PbCheckRequest,
     };
-    use std::collections::HashMap;
-
-    /// `google.rpc.Code::OK`.
-    const GRPC_OK: i32 = 0;
 
     /// The answer [`encode`] writes, built as an envoy-types message: the
     /// reference the written bytes are checked against.
     fn render(decision: &Decision) -> CheckResponse {
         match decision {
-            Decision::Allow(allow) => allow_response(allow),
+            Decision::Allow(allow) => allow_message(allow),
             Decision::Deny(err) => deny(err),
-        }
-    }
-
-    fn allow_response(allow: &Allow) -> CheckResponse {
-        let headers = allow
-            .headers
-            .set
-            .iter()
-            .map(|(name, value)| {
-                let bytes = value.as_bytes();
-                let header = match std::str::from_utf8(bytes) {
-                    Ok(s) => PbHeader {
-                        key: name.as_str().to_owned(),
-                        value: s.to_owned(),
-                        raw_value: Vec::new(),
-                    },
-                    Err(_) => PbHeader {
-                        key: name.as_str().to_owned(),
-                        value: String::new(),
-                        raw_value: bytes.to_vec(),
-                    },
-                };
-                #[allow(deprecated)]
-                HeaderValueOption {
-                    header: Some(header),
-                    append: None,
-                    append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
-                    keep_empty_value: false,
-                }
-            })
-            .collect();
-        let headers_to_remove = allow
-            .headers
-            .remove
-            .iter()
-            .map(|n| n.as_str().to_owned())
-            .collect();
-        let dynamic_metadata = allow.identity.as_ref().map(|id| {
-            let mut fields = HashMap::with_capacity(3);
-            fields.insert("provider".to_owned(), string_value(&id.provider));
-            if let Some(sub) = id.sub() {
-                fields.insert("sub".to_owned(), string_value(sub));
-            }
-            fields.insert(
-                "claims".to_owned(),
-                PbValue {
-                    kind: Some(Kind::StructValue(json_struct(&id.claims))),
-                },
-            );
-            Struct { fields }
-        });
-        CheckResponse {
-            status: Some(RpcStatus {
-                code: GRPC_OK,
-                message: String::new(),
-                details: Vec::new(),
-            }),
-            dynamic_metadata,
-            http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-                headers,
-                headers_to_remove,
-                ..Default::default()
-            })),
-        }
-    }
-
-    fn string_value(s: &str) -> PbValue {
-        PbValue {
-            kind: Some(Kind::StringValue(s.to_owned())),
         }
     }
 
@@ -602,7 +614,7 @@ mod tests {
                 provider: "p".into(),
                 claims: Arc::new(claims),
             }),
-            verified: None,
+            token: None,
         };
         let resp = CheckResponse::decode(encode(&Decision::Allow(allow))).unwrap();
         assert_eq!(resp.status.as_ref().unwrap().code, 0);
@@ -637,30 +649,13 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_tokens_allow_is_encoded_once_and_decodes_as_rendered() {
+    fn a_cached_tokens_allow_decodes_as_rendered_and_a_deny_as_denied() {
         use crate::identity::{Identity, RenderedHeaders};
-        use crate::verify::{KeyRef, Verified};
         let identity = Identity {
             provider: "p".into(),
             claims: Arc::new(serde_json::from_str(r#"{"sub":"u1"}"#).unwrap()),
         };
-        let verified = Arc::new(Verified {
-            identity: identity.clone(),
-            exp: None,
-            key: KeyRef {
-                provider: 0,
-                key_id: 0,
-            },
-            rendered: Default::default(),
-        });
-        let allow = |headers: RenderedHeaders| {
-            Decision::Allow(Allow {
-                headers: Arc::new(headers),
-                identity: Some(identity.clone()),
-                verified: Some(verified.clone()),
-            })
-        };
-        let first_headers = RenderedHeaders {
+        let headers = RenderedHeaders {
             set: vec![(
                 HeaderName::from_static("x-user-id"),
                 HeaderValue::from_static("u1"),
@@ -668,15 +663,15 @@ mod tests {
             remove: Vec::new(),
             remove_list: None,
         };
-        let first = encode(&allow(first_headers.clone()));
+        let allow = Decision::Allow(Allow {
+            headers: Arc::new(headers),
+            identity: Some(identity),
+            token: None,
+        });
         assert_eq!(
-            CheckResponse::decode(first.clone()).unwrap(),
-            render(&allow(first_headers))
+            CheckResponse::decode(encode(&allow)).unwrap(),
+            render(&allow)
         );
-        // A later hit gets the same bytes, not a new encoding.
-        let again = encode(&allow(RenderedHeaders::default()));
-        assert_eq!(again.as_ptr(), first.as_ptr());
-        // A deny is never taken from the token's memo.
         let denied = encode(&Decision::Deny(AuthError::Expired));
         assert_eq!(
             CheckResponse::decode(denied).unwrap(),
@@ -749,7 +744,7 @@ mod tests {
                     provider: provider.as_str().into(),
                     claims: Arc::new(claims),
                 }),
-                verified: None,
+                token: None,
             });
             let written = encode(&allow);
             proptest::prop_assert_eq!(
