@@ -1,4 +1,4 @@
-//! The Better Auth issuer used by the conformance tests behaves as SPEC §7
+//! The Better Auth issuer used by the conformance tests behaves as docs/better-auth.md describes it
 //! says a real Better Auth 1.7 server does: cookie name and `TOKEN.SIG`
 //! signature, JWT header and claims, JWKS shape, get-session shape, and
 //! `null` after sign-out.
@@ -34,7 +34,7 @@ fn issuer_matches_spec_section_7() {
     mac.update(token.as_bytes());
     assert_eq!(sig, STANDARD.encode(mac.finalize().into_bytes()));
 
-    // get-session: {session, user} with the SPEC §7 fields.
+    // get-session: {session, user} with the fields Better Auth documents.
     let res = ba.get_session(&cookie);
     assert_eq!(res.status, 200);
     let body = res.json();

@@ -1,5 +1,5 @@
-//! Credential extraction (SPEC §3 token_sources, §6 one credential per
-//! request, §9): sources in order, classification, and refusals.
+//! Credential extraction (docs/configuration.md token_sources; one credential per
+//! request): sources in order, classification, and refusals.
 
 #![allow(clippy::unwrap_used)]
 

@@ -1,4 +1,4 @@
-//! Identity headers (SPEC §3 identity_headers, §4): compile-time checks and
+//! Identity headers (docs/configuration.md identity_headers): compile-time checks and
 //! rendering of claims into headers to set and to remove.
 
 #![allow(clippy::unwrap_used)]

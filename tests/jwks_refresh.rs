@@ -1,6 +1,6 @@
 //! JWKS fetching against a real local server: unknown-kid refetch limits,
 //! single-flight, rotation, removed keys, stale keys, never-loaded
-//! providers, discovery, and hostile documents (SPEC §6, §9).
+//! providers, discovery, and hostile documents (docs/configuration.md, providers).
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -1,4 +1,4 @@
-//! Refresh timing with paused Tokio time (SPEC §9): refresh_interval after
+//! Refresh timing with paused Tokio time (docs/configuration.md, providers): refresh_interval after
 //! a success, Cache-Control max-age clamped to [30 s, 24 h], exponential
 //! backoff from 1 s capped at min(refresh_interval, 30 s), last good keys
 //! kept while failing.

@@ -1,5 +1,5 @@
 //! Rules and path safety: `normalize_path`, `RuleSet::compile`/`find` and
-//! `Rule::authorize`, as SPEC §3, §6 and §9 describe them.
+//! `Rule::authorize`, as docs/rules.md describes them.
 
 #![allow(clippy::unwrap_used)]
 

@@ -1,5 +1,5 @@
 //! Every algorithm end to end through a served JWKS, and the header rules
-//! of SPEC §6: alg from the key, `none`, alg confusion, `crit`, and
+//! of the verification rules: alg from the key, `none`, alg confusion, `crit`, and
 //! `jku`/`x5u`/`jwk`/`x5c` never fetched.
 #![allow(clippy::unwrap_used)]
 

@@ -1,6 +1,6 @@
 //! The verified-token cache with real verifications: hits until `exp`,
 //! keyed by the exact token, and a hit whose key left the set no longer
-//! counts (SPEC §9 "Removed keys").
+//! counts (a removed key's tokens are verified again).
 #![allow(clippy::unwrap_used)]
 
 mod common;

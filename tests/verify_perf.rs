@@ -1,5 +1,5 @@
 //! Cold verification cost against a plain jsonwebtoken decode of the same
-//! token with the same key (SPEC goal: within 1.15×). Timing-sensitive, so
+//! token with the same key (goal: within 1.15×). Timing-sensitive, so
 //! ignored by default: `cargo test --release --test verify_perf -- --ignored`.
 #![allow(clippy::unwrap_used)]
 

@@ -1,4 +1,4 @@
-//! Token shape, provider and key choice, and registered claims (SPEC §6, §9).
+//! Token shape, provider and key choice, and registered claims (docs/configuration.md, providers).
 #![allow(clippy::unwrap_used)]
 
 mod common;

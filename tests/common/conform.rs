@@ -133,7 +133,7 @@ pub fn assert_allowed_as(res: &HttpResponse, door: Door, id: &str, email: &str, 
     );
 }
 
-/// The client was refused with `status` and the SPEC §5 `error` code.
+/// The client was refused with `status` and the `error` code (docs/errors.md).
 #[track_caller]
 pub fn assert_denied(res: &HttpResponse, door: Door, status: u16, code: &str) {
     assert_eq!(
