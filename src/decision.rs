@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Access, Config, ConfigError};
@@ -454,16 +454,6 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Claims as a JSON object, for dynamic metadata and the CLI.
-pub fn claims_of(decision: &Decision) -> Option<&Map<String, Value>> {
-    match decision {
-        Decision::Allow(Allow {
-            identity: Some(id), ..
-        }) => Some(&id.claims),
-        _ => None,
-    }
 }
 
 /// The longest client-sent request id logged as is; longer ones are cut.

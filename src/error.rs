@@ -158,10 +158,6 @@ pub enum InvalidKind {
     BadTimeClaim,
     #[error("token lifetime exceeds max_lifetime")]
     LifetimeTooLong,
-    #[error("the key that verified this token was removed")]
-    KeyRemoved,
-    #[error("a JWT was presented where only a session is accepted")]
-    NotASession,
 }
 
 /// Why a session was refused (→ `session_invalid`).
@@ -308,8 +304,6 @@ impl AuthError {
                 InvalidKind::MissingClaim => "missing_claim",
                 InvalidKind::BadTimeClaim => "bad_time_claim",
                 InvalidKind::LifetimeTooLong => "lifetime_too_long",
-                InvalidKind::KeyRemoved => "key_removed",
-                InvalidKind::NotASession => "not_a_session",
             },
             Self::Session(k) => match k {
                 SessionKind::BadCookieSignature => "bad_cookie_signature",
@@ -551,8 +545,6 @@ mod tests {
             I::MissingClaim,
             I::BadTimeClaim,
             I::LifetimeTooLong,
-            I::KeyRemoved,
-            I::NotASession,
         ] {
             all.push(AuthError::Invalid(i));
         }

@@ -98,11 +98,6 @@ impl Shutdown {
             self.drain.cancel();
         }
     }
-
-    /// True once the drain has started.
-    pub fn is_draining(&self) -> bool {
-        self.drain.is_cancelled()
-    }
 }
 
 /// Why a reload kept the running configuration.

@@ -400,11 +400,6 @@ impl SessionStore {
         self.backend_calls.load(Ordering::Relaxed)
     }
 
-    /// Drops every cached answer.
-    pub fn clear_cache(&self) {
-        self.cache.invalidate_all();
-    }
-
     /// Checks `TOKEN.SIG` when the secret is known; returns TOKEN.
     fn check_signature<'t>(&self, value: &'t str, carrier: Carrier) -> Result<&'t str, AuthError> {
         let bad = AuthError::Session(SessionKind::BadCookieSignature);

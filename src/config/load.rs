@@ -96,11 +96,6 @@ impl Env {
         }
     }
 
-    /// The snapshot as a map.
-    pub fn from_map(vars: HashMap<String, String>) -> Self {
-        Self { vars }
-    }
-
     /// Returns `self` with `name` set to `value`.
     pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.vars.insert(name.into(), value.into());

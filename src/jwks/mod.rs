@@ -181,11 +181,6 @@ impl KeySet {
             .filter_map(|&i| self.keys.get(i))
     }
 
-    /// Whether a key with this kid is in the set.
-    pub fn has_kid(&self, kid: &str) -> bool {
-        self.by_kid.contains_key(kid)
-    }
-
     /// Every key.
     pub fn keys(&self) -> &[Arc<Key>] {
         &self.keys
