@@ -20,9 +20,10 @@
 //! token (the extractor does), and never logs a token or a session id.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -100,11 +101,11 @@ pub struct SessionStore {
 #[derive(Debug)]
 struct Tables {
     /// Session id → its row (tokens bound with `session_claim`).
-    sessions: moka::future::Cache<String, SessionRow>,
+    sessions: Timed<SessionRow>,
     /// User id → ban; `None` when bans are not checked.
-    bans: Option<moka::future::Cache<String, Ban>>,
+    bans: Option<Timed<Ban>>,
     /// `user id NUL organization id` → roles held, if a member.
-    members: moka::future::Cache<String, Option<Arc<str>>>,
+    members: Timed<Option<Arc<str>>>,
 }
 
 /// A session row looked up by id.
@@ -221,9 +222,9 @@ impl SessionStore {
             .time_to_live(spec.cache_ttl)
             .build();
         let tables = matches!(backend, Backend::Postgres { .. }).then(|| Tables {
-            sessions: bounded(spec),
-            bans: spec.check_banned.then(|| bounded(spec)),
-            members: bounded(spec),
+            sessions: Timed::new(spec),
+            bans: spec.check_banned.then(|| Timed::new(spec)),
+            members: Timed::new(spec),
         });
         Ok(Self {
             secret: spec.secret.clone(),
@@ -241,20 +242,15 @@ impl SessionStore {
         let Some((tables, pool)) = self.tables() else {
             return Err(AuthError::SessionUnavailable);
         };
-        let row = match tables.sessions.get(sid).await {
-            Some(row) => row,
-            None => {
-                let fetch = async {
-                    self.backend_calls.fetch_add(1, Ordering::Relaxed);
-                    query_session_by_id(pool, sid).await
-                };
-                tables
-                    .sessions
-                    .try_get_with(sid.to_owned(), fetch)
-                    .await
-                    .map_err(|e| unavailable(&e, "session lookup by id"))?
-            }
+        let fetch = async {
+            self.backend_calls.fetch_add(1, Ordering::Relaxed);
+            query_session_by_id(pool, sid).await
         };
+        let row = tables
+            .sessions
+            .get_or_fetch(sid, fetch)
+            .await
+            .map_err(|e| unavailable(&e, "session lookup by id"))?;
         match row {
             SessionRow::Live {
                 user_id,
@@ -281,18 +277,14 @@ impl SessionStore {
         let Some(bans) = &tables.bans else {
             return Ok(());
         };
-        let ban = match bans.get(user_id).await {
-            Some(ban) => ban,
-            None => {
-                let fetch = async {
-                    self.backend_calls.fetch_add(1, Ordering::Relaxed);
-                    query_ban(pool, user_id).await
-                };
-                bans.try_get_with(user_id.to_owned(), fetch)
-                    .await
-                    .map_err(|e| unavailable(&e, "ban lookup"))?
-            }
+        let fetch = async {
+            self.backend_calls.fetch_add(1, Ordering::Relaxed);
+            query_ban(pool, user_id).await
         };
+        let ban = bans
+            .get_or_fetch(user_id, fetch)
+            .await
+            .map_err(|e| unavailable(&e, "ban lookup"))?;
         if ban.applies(SystemTime::now()) {
             return Err(AuthError::Forbidden(ForbiddenKind::UserBanned));
         }
@@ -310,16 +302,13 @@ impl SessionStore {
             return Err(AuthError::SessionUnavailable);
         };
         let key = format!("{user_id}\0{org_id}");
-        if let Some(roles) = tables.members.get(&key).await {
-            return Ok(roles);
-        }
         let fetch = async {
             self.backend_calls.fetch_add(1, Ordering::Relaxed);
             query_member(pool, org_id, user_id).await
         };
         tables
             .members
-            .try_get_with(key, fetch)
+            .get_or_fetch(key.as_str(), fetch)
             .await
             .map_err(|e| unavailable(&e, "organization membership lookup"))
     }
@@ -435,16 +424,43 @@ impl SessionStore {
     }
 }
 
-/// A cache bounded and timed like the session cache.
-fn bounded<K, V>(spec: &SessionSpec) -> moka::future::Cache<K, V>
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    moka::future::Cache::builder()
-        .max_capacity(spec.cache_max_entries)
-        .time_to_live(spec.cache_ttl)
-        .build()
+/// A lookup cache bounded and timed like the session cache, on
+/// `quick_cache`: a hit is one probe (these run on every request), an
+/// answer older than `cache_ttl` is fetched again, and concurrent misses
+/// of one key share a single fetch.
+#[derive(Debug)]
+struct Timed<V: Clone> {
+    inner: quick_cache::sync::Cache<String, (Instant, V)>,
+    ttl: Duration,
+}
+
+impl<V: Clone> Timed<V> {
+    fn new(spec: &SessionSpec) -> Self {
+        let capacity = usize::try_from(spec.cache_max_entries).unwrap_or(usize::MAX);
+        Self {
+            inner: quick_cache::sync::Cache::new(capacity.max(1)),
+            ttl: spec.cache_ttl,
+        }
+    }
+
+    /// The answer for `key`, fetched when missing or older than the TTL.
+    async fn get_or_fetch<E>(
+        &self,
+        key: &str,
+        fetch: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, E> {
+        if let Some((at, value)) = self.inner.get(key) {
+            if at.elapsed() < self.ttl {
+                return Ok(value);
+            }
+            self.inner.remove(key);
+        }
+        let fetched = self
+            .inner
+            .get_or_insert_async(key, async { Ok((Instant::now(), fetch.await?)) })
+            .await?;
+        Ok(fetched.1)
+    }
 }
 
 /// Logs why the store could not answer; the request gets a 503.
