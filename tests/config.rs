@@ -350,6 +350,15 @@ fn unknown_keys_are_named() {
 }
 
 #[test]
+fn an_unknown_empty_key_names_where_it_is() {
+    let e = err("'': 1\n", Env::default());
+    assert_eq!(e.key, "config");
+    assert!(e.message.contains("unknown field"), "{e}");
+    let e = err("providers:\n  - name: x\n    '': 1\n", Env::default());
+    assert_eq!(e.key, "providers[0]");
+}
+
+#[test]
 fn bad_duration_is_named() {
     let e = err(
         "providers:\n  - name: x\n    issuer: i\n    jwks_uri: https://a\n    leeway: soon\n",

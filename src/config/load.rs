@@ -215,7 +215,9 @@ fn yaml_error(text: &str) -> ConfigError {
     let field = message
         .strip_prefix("unknown field `")
         .and_then(|rest| rest.split_once('`'))
-        .map(|(name, _)| name.to_owned());
+        .map(|(name, _)| name.to_owned())
+        // An empty key (`'': 1`) names nothing: the path names the place.
+        .filter(|name| !name.is_empty());
     let key = match (path.as_str(), field) {
         ("" | ".", Some(f)) => f,
         ("" | ".", None) => "config".to_owned(),
