@@ -1,5 +1,6 @@
-//! Property tests: random and mutated tokens, and random JWKS documents,
-//! never panic the verifier, and a mutated token never verifies.
+//! Property tests: random, mutated and wrongly signed tokens, and random
+//! JWKS documents, never panic the verifier, and no token generated here
+//! ever verifies: each is refused, whatever it holds.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -182,7 +183,9 @@ proptest! {
 
     #[test]
     fn random_claims_through_a_valid_signature(claims_doc in arb_json(), header_extra in arb_json()) {
-        // Properly signed, arbitrary content: judged, never a panic.
+        // Properly signed, arbitrary content: judged and refused. The claims
+        // never name the issuer (no string arb_json makes has a ':'), and
+        // both providers require it.
         let w = world();
         let mut header = json!({"alg": "HS256"});
         if let Value::Object(extra) = header_extra {
@@ -191,6 +194,48 @@ proptest! {
             }
         }
         let t = common::tokens::hs_sign("HS256", SECRET, &header, &claims_doc);
-        let _ = w.rt.block_on(w.verifier.verify(&t));
+        let r = w.rt.block_on(w.verifier.verify(&t));
+        prop_assert!(r.is_err(), "a token without issuer verified: {}", t);
+    }
+
+    #[test]
+    fn signed_tokens_with_one_defect_never_verify(
+        extra_claims in prop::collection::vec(("[a-z_]{1,8}", arb_json()), 0..6),
+        extra_header in prop::collection::vec(("[a-z_]{1,8}", arb_json()), 0..4),
+        defect in 0usize..9,
+    ) {
+        // A valid token with the provider's own secret, random extra claims
+        // and header members, and exactly one defect: refused every time.
+        let w = world();
+        let mut c = claims(ISS, "api", "user", 3600);
+        for (k, v) in extra_claims {
+            if !["iss", "exp", "nbf", "iat"].contains(&k.as_str()) {
+                c[k] = v;
+            }
+        }
+        let mut header = json!({"alg": "HS256"});
+        for (k, v) in extra_header {
+            if !["alg", "crit"].contains(&k.as_str()) {
+                header[k] = v;
+            }
+        }
+        let now = common::tokens::now() as i64;
+        match defect {
+            0 => c["exp"] = json!(now - 3600),
+            1 => c["iss"] = json!("https://other.example.test"),
+            2 => c["nbf"] = json!(now + 3600),
+            3 => c["iat"] = json!(now + 3600),
+            4 => {
+                c.as_object_mut().unwrap().remove("exp");
+            }
+            // The header names another HMAC than the one that signed.
+            5 => header["alg"] = json!("HS384"),
+            6 => header["crit"] = json!(["exp"]),
+            7 => c["exp"] = json!("tomorrow"),
+            _ => header["alg"] = json!("none"),
+        }
+        let t = common::tokens::hs_sign("HS256", SECRET, &header, &c);
+        let r = w.rt.block_on(w.verifier.verify(&t));
+        prop_assert!(r.is_err(), "defect {} verified: {}", defect, t);
     }
 }
