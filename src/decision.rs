@@ -262,21 +262,6 @@ impl Authorizer {
             Box::pin(self.check_tables(&identity)).await?;
         }
         rule.authorize(&identity.claims, &captures)?;
-        if let Some(check) = &rule.organization {
-            // The organization joins the identity for this request only, so
-            // nothing rendered for the token alone is reused.
-            let identity = Box::pin(self.join_organization(check, identity, &captures)).await?;
-            let headers = Arc::new(
-                self.config
-                    .identity_headers
-                    .render(Some(&identity.claims))?,
-            );
-            return Ok(Allow {
-                headers,
-                identity: Some(identity),
-                token: None,
-            });
-        }
         let render = || self.config.identity_headers.render(Some(&identity.claims));
         let headers = match &cached {
             // A cached token's headers are rendered once and shared.
@@ -290,6 +275,23 @@ impl Authorizer {
             },
             None => Arc::new(render()?),
         };
+        if let Some(check) = &rule.organization {
+            // The organization joins the identity for this request only: its
+            // claims go over the token's own headers, and nothing rendered
+            // for the token alone is reused as this request's answer.
+            let (org_id, roles) = Box::pin(self.membership(check, &identity, &captures)).await?;
+            let joined = [("org_id", org_id), ("org_role", &*roles)];
+            let headers = Arc::new(
+                self.config
+                    .identity_headers
+                    .render_over(&headers, &joined)?,
+            );
+            return Ok(Allow {
+                headers,
+                identity: Some(identity),
+                token: None,
+            });
+        }
         Ok(Allow {
             headers,
             identity: Some(identity),
@@ -321,14 +323,14 @@ impl Authorizer {
         Ok(())
     }
 
-    /// Checks membership (and role) in the organization the path names and
-    /// returns the identity with `org_id` and `org_role` added.
-    async fn join_organization(
+    /// Checks membership (and role) in the organization the path names;
+    /// returns the organization id and the roles held there.
+    async fn membership<'c>(
         &self,
         check: &OrganizationCheck,
-        identity: Identity,
-        captures: &Captures,
-    ) -> Result<Identity, AuthError> {
+        identity: &Identity,
+        captures: &'c Captures,
+    ) -> Result<(&'c str, Arc<str>), AuthError> {
         let (Some(sessions), Some(org_id), Some(sub)) =
             (&self.sessions, captures.get(&check.param), identity.sub())
         else {
@@ -340,13 +342,7 @@ impl Authorizer {
         if !check.admits(&roles) {
             return Err(AuthError::Forbidden(ForbiddenKind::OrganizationRole));
         }
-        let mut claims = (*identity.claims).clone();
-        claims.insert("org_id".into(), Value::from(org_id));
-        claims.insert("org_role".into(), Value::from(&*roles));
-        Ok(Identity {
-            provider: identity.provider,
-            claims: Arc::new(claims),
-        })
+        Ok((org_id, roles))
     }
 
     fn anonymous(&self) -> Result<Allow, AuthError> {

@@ -150,6 +150,50 @@ impl IdentityHeaders {
     }
 }
 
+impl IdentityHeaders {
+    /// `base` (what the caller's own claims render to) with every header
+    /// whose claim is named in `joined` set from it: claims that join the
+    /// identity for one request, such as the organization a path names.
+    pub fn render_over(
+        &self,
+        base: &RenderedHeaders,
+        joined: &[(&str, &str)],
+    ) -> Result<RenderedHeaders, AuthError> {
+        let mut set = base.set.clone();
+        for (header, claim) in &self.entries {
+            let Some((_, text)) = joined.iter().find(|(name, _)| name == claim) else {
+                continue;
+            };
+            set.retain(|(h, _)| h != header);
+            if text.is_empty() {
+                continue;
+            }
+            if text.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                return Err(AuthError::Forbidden(ForbiddenKind::BadHeaderValue));
+            }
+            let value = HeaderValue::from_str(text)
+                .map_err(|_| AuthError::Forbidden(ForbiddenKind::BadHeaderValue))?;
+            set.push((header.clone(), value));
+        }
+        let remove: Vec<HeaderName> = self
+            .names()
+            .filter(|name| !set.iter().any(|(h, _)| h == *name))
+            .cloned()
+            .collect();
+        let remove_list = (!remove.is_empty())
+            .then(|| {
+                let names: Vec<&str> = remove.iter().map(HeaderName::as_str).collect();
+                HeaderValue::from_str(&names.join(",")).ok()
+            })
+            .flatten();
+        Ok(RenderedHeaders {
+            set,
+            remove,
+            remove_list,
+        })
+    }
+}
+
 /// The claim at `path`: the key itself when present (claim names such as
 /// `https://example.com/roles` contain dots), else the dotted walk through
 /// nested objects (`org.role`).

@@ -202,3 +202,36 @@ fn claim_lookup_prefers_literal_keys() {
     assert_eq!(claim_at(&c, "org.meta.tier.x"), None);
     assert_eq!(claim_at(&c, "missing"), None);
 }
+
+#[test]
+fn joined_claims_go_over_the_callers_own_headers() {
+    let h = IdentityHeaders::compile([
+        ("x-user-id", "sub"),
+        ("x-org-id", "org_id"),
+        ("x-org-role", "org_role"),
+        ("x-user-email", "email"),
+    ])
+    .unwrap();
+    let claims: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"sub":"u1","org_id":"forged"}"#).unwrap();
+    let base = h.render(Some(&claims)).unwrap();
+    let joined = h
+        .render_over(&base, &[("org_id", "o1"), ("org_role", "admin,member")])
+        .unwrap();
+    let set: Vec<(&str, &str)> = joined
+        .set
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+        .collect();
+    assert!(set.contains(&("x-user-id", "u1")));
+    assert!(
+        set.contains(&("x-org-id", "o1")),
+        "the joined value wins: {set:?}"
+    );
+    assert!(set.contains(&("x-org-role", "admin,member")));
+    assert_eq!(joined.set.len(), 3);
+    let removed: Vec<&str> = joined.remove.iter().map(|n| n.as_str()).collect();
+    assert_eq!(removed, ["x-user-email"]);
+    assert_eq!(joined.remove_list.as_ref().unwrap(), "x-user-email");
+    assert!(h.render_over(&base, &[("org_id", "a\nb")]).is_err());
+}
