@@ -33,12 +33,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gatehouse::config::raw::{RawMatch, RawRule};
-use gatehouse::config::{Access, Config, Env, LoadOptions};
-use gatehouse::decision::{Authorizer, CheckInput, Door};
-use gatehouse::policy::{RuleSet, normalize_path};
-use gatehouse::telemetry::Metrics;
-use gatehouse::verify::Verifier;
+use gatehouse::internals::Metrics;
+use gatehouse::internals::Verifier;
+use gatehouse::internals::{Access, Config, Env, LoadOptions};
+use gatehouse::internals::{Authorizer, CheckInput, Door};
+use gatehouse::internals::{RawMatch, RawRule};
+use gatehouse::internals::{RuleSet, normalize_path};
 use http::{HeaderMap, HeaderValue};
 use keys::{BenchAlg, SigningKey};
 use serde_json::{Map, Value};
@@ -351,7 +351,7 @@ fn bench_rules(c: &mut Criterion) {
 }
 
 fn bench_allow_encoding(c: &mut Criterion, fx: &Fixture) {
-    use gatehouse::decision::Decision;
+    use gatehouse::internals::Decision;
     use prost::Message;
     let authz = fx.authorizer("");
     let decision = run_now(
@@ -364,18 +364,18 @@ fn bench_allow_encoding(c: &mut Criterion, fx: &Fixture) {
     };
     // The same message either way (the bytes may differ: prost writes a
     // Struct's map in hash order).
-    let hand = gatehouse::grpc::encode(&decision);
-    let reference = gatehouse::grpc::allow_message(allow);
+    let hand = gatehouse::internals::grpc::encode(&decision);
+    let reference = gatehouse::internals::grpc::allow_message(allow);
     let decoded = envoy_types::pb::envoy::service::auth::v3::CheckResponse::decode(hand);
     if !sane("grpc_allow", decoded.as_ref() == Ok(&reference), &decoded) {
         return;
     }
     let mut group = c.benchmark_group("grpc_allow");
     group.bench_function("hand", |b| {
-        b.iter(|| gatehouse::grpc::encode(black_box(&decision)))
+        b.iter(|| gatehouse::internals::grpc::encode(black_box(&decision)))
     });
     group.bench_function("prost", |b| {
-        b.iter(|| gatehouse::grpc::allow_message(black_box(allow)).encode_to_vec())
+        b.iter(|| gatehouse::internals::grpc::allow_message(black_box(allow)).encode_to_vec())
     });
     group.finish();
 }

@@ -16,7 +16,7 @@
 //! exist to put gatehouse's numbers next to something.
 //!
 //! `--identity-answer` is the first mode answering what an authorizer that
-//! names the caller must answer (SPEC §4): the same OK, but setting
+//! names the caller must answer (docs/grpc-api.md): the same OK, but setting
 //! `x-user-id`, `x-user-email` and `x-user-name` and carrying dynamic
 //! metadata with `provider`, `sub` and the claims of a benchmark token, the
 //! shape of gatehouse's allow for those tokens. Envoy's work in applying
@@ -230,7 +230,9 @@ fn identity_answer(args: &Args) -> CheckResponse {
     fields.insert(
         "claims".to_owned(),
         Value {
-            kind: Some(Kind::StructValue(gatehouse::grpc::json_struct(&claims))),
+            kind: Some(Kind::StructValue(gatehouse::internals::grpc::json_struct(
+                &claims,
+            ))),
         },
     );
     answer.dynamic_metadata = Some(Struct { fields });
@@ -305,10 +307,10 @@ fn main() -> ExitCode {
             });
         }
         // Connections as gatehouse's: an answer leaves in one write (see
-        // gatehouse::grpc::wire::WholeWrites); no difference for a bare OK.
+        // gatehouse::internals::grpc::WholeWrites); no difference for a bare OK.
         let incoming = tonic::transport::server::TcpIncoming::bind(args.addr)?
             .with_nodelay(Some(true))
-            .map_ok(gatehouse::grpc::wire::WholeWrites);
+            .map_ok(gatehouse::internals::grpc::WholeWrites);
         tonic::transport::Server::builder()
             .add_service(AuthorizationServer::new(Server { mode }))
             .serve_with_incoming_shutdown(incoming, async {

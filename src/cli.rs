@@ -30,9 +30,9 @@ use crate::telemetry::{Metrics, init_logging};
 use crate::verify::{Expectation, Verifier};
 
 /// Exit code for config and usage errors (`EX_USAGE`).
-pub const EXIT_USAGE: u8 = 64;
+pub(crate) const EXIT_USAGE: u8 = 64;
 /// Exit code for a `verify` deny and for runtime failures.
-pub const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_FAILURE: u8 = 1;
 
 /// How long `verify` waits for keys before deciding anyway.
 const VERIFY_KEY_WAIT: Duration = Duration::from_secs(10);
@@ -141,7 +141,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Runs the command line `args` (program name first) against `env`.
-pub fn run(args: impl IntoIterator<Item = OsString>, env: Env) -> ExitCode {
+pub(crate) fn run(args: impl IntoIterator<Item = OsString>, env: Env) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -342,7 +342,7 @@ fn bearer_headers(token: &str) -> Option<http::HeaderMap> {
 }
 
 /// The `verify` output: one JSON object.
-pub fn decision_json(decision: &Decision) -> Value {
+pub(crate) fn decision_json(decision: &Decision) -> Value {
     match decision {
         Decision::Allow(allow) => {
             let mut headers = Map::new();
@@ -394,7 +394,7 @@ pub fn decision_json(decision: &Decision) -> Value {
 /// when no provider takes the token, `providers` (what every provider
 /// expects). Neither the token, its signature nor any key material or
 /// secret is printed.
-pub fn verify_json(decision: &Decision, token: &str, verifier: &Verifier) -> Value {
+pub(crate) fn verify_json(decision: &Decision, token: &str, verifier: &Verifier) -> Value {
     let mut out = decision_json(decision);
     let facts = token_facts(token);
     let verified_by = match decision {
@@ -450,7 +450,7 @@ fn expectation_json(e: &Expectation) -> Value {
 /// `alg`, decoded without verifying; each is null when absent, of another
 /// type, or when the token is not a JWT at all. Nothing else of the token
 /// (its other claims, its signature) is returned.
-pub fn token_facts(token: &str) -> Value {
+pub(crate) fn token_facts(token: &str) -> Value {
     fn part(p: Option<&str>) -> Map<String, Value> {
         use base64::Engine;
         p.and_then(|p| {

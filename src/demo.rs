@@ -35,10 +35,10 @@ use crate::server::{ServeError, ServeOptions};
 use crate::telemetry::Metrics;
 
 /// Listener defaults of the demo (loopback only).
-pub const DEMO_HTTP_ADDR: &str = "127.0.0.1:8080";
-pub const DEMO_GRPC_ADDR: &str = "127.0.0.1:9001";
+pub(crate) const DEMO_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub(crate) const DEMO_GRPC_ADDR: &str = "127.0.0.1:9001";
 /// The demo provider's name.
-pub const DEMO_PROVIDER: &str = "demo";
+pub(crate) const DEMO_PROVIDER: &str = "demo";
 
 /// Why the demo could not run.
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +183,7 @@ impl DemoIssuer {
 }
 
 /// `http://<addr>`: the demo issuer's `iss`.
-pub fn issuer_for(http_addr: SocketAddr) -> String {
+pub(crate) fn issuer_for(http_addr: SocketAddr) -> String {
     format!("http://{http_addr}")
 }
 
@@ -223,14 +223,14 @@ pub const BOB: DemoUser = DemoUser {
 
 /// The three sample tokens.
 #[derive(Debug, Clone)]
-pub struct SampleTokens {
+pub(crate) struct SampleTokens {
     pub alice: String,
     pub bob: String,
     pub expired: String,
 }
 
 impl SampleTokens {
-    pub fn new(issuer: &DemoIssuer, http_addr: SocketAddr) -> Self {
+    pub(crate) fn new(issuer: &DemoIssuer, http_addr: SocketAddr) -> Self {
         let iss = issuer_for(http_addr);
         Self {
             alice: issuer.user_token(&iss, &ALICE, 3600),
@@ -242,7 +242,7 @@ impl SampleTokens {
 
 /// One demonstrated request and the status it should get.
 #[derive(Debug, Clone)]
-pub struct DemoCase {
+pub(crate) struct DemoCase {
     pub label: &'static str,
     pub method: &'static str,
     pub path: &'static str,
@@ -251,7 +251,7 @@ pub struct DemoCase {
 }
 
 /// The requests the demo shows: allow, 403 and 401.
-pub fn cases(tokens: &SampleTokens) -> Vec<DemoCase> {
+pub(crate) fn cases(tokens: &SampleTokens) -> Vec<DemoCase> {
     let case = |label, method, path, token: Option<&String>, expect| DemoCase {
         label,
         method,
@@ -302,7 +302,7 @@ pub fn cases(tokens: &SampleTokens) -> Vec<DemoCase> {
 
 /// The outcome of one case.
 #[derive(Debug, Clone)]
-pub struct CaseResult {
+pub(crate) struct CaseResult {
     pub status: u16,
     /// The error code (docs/errors.md), `None` when allowed.
     pub error: Option<String>,
@@ -389,7 +389,7 @@ impl Drop for TempJwks {
 /// `gatehouse demo --once`: prints the sample tokens, decides every demo
 /// case in-process (keys from a JWKS file) and returns whether every case
 /// got its expected status.
-pub async fn run_once() -> Result<bool, DemoError> {
+pub(crate) async fn run_once() -> Result<bool, DemoError> {
     let issuer = DemoIssuer::new()?;
     let http_addr = parse_default(DEMO_HTTP_ADDR);
     let grpc_addr = parse_default(DEMO_GRPC_ADDR);
@@ -425,7 +425,7 @@ fn parse_default(s: &str) -> SocketAddr {
 /// Chooses a demo listener address: an explicit one (flag or env) is used
 /// as given; the default falls back to a free loopback port when taken.
 /// Returns the address and a note to print when it fell back.
-pub fn pick_addr(
+pub(crate) fn pick_addr(
     explicit: Option<&str>,
     key: &str,
     default: &str,
@@ -453,7 +453,7 @@ pub fn pick_addr(
 /// `gatehouse demo`: serves the demo config with its JWKS on the HTTP
 /// listener, prints tokens and commands, checks the live service, then
 /// runs until SIGTERM/SIGINT.
-pub async fn run(http_addr: SocketAddr, grpc_addr: SocketAddr) -> Result<(), DemoError> {
+pub(crate) async fn run(http_addr: SocketAddr, grpc_addr: SocketAddr) -> Result<(), DemoError> {
     let issuer = DemoIssuer::new()?;
     let config = issuer.config(http_addr, grpc_addr)?;
     let tokens = SampleTokens::new(&issuer, http_addr);

@@ -409,11 +409,11 @@ impl AuthError {
 
 /// Response header naming the error code of a deny, for proxies that
 /// render their own error page (nginx reads it with `auth_request_set`).
-pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-gatehouse-error");
+pub(crate) const ERROR_HEADER: HeaderName = HeaderName::from_static("x-gatehouse-error");
 
 /// Response header carrying the message of a deny, so a proxy that
 /// rebuilds the body (nginx) sends the same text gatehouse would.
-pub const MESSAGE_HEADER: HeaderName = HeaderName::from_static("x-gatehouse-message");
+pub(crate) const MESSAGE_HEADER: HeaderName = HeaderName::from_static("x-gatehouse-message");
 
 /// A refusal, rendered once for both doors: the HTTP door sends it as its
 /// response, the Envoy door as a `DeniedHttpResponse` with `grpc_code` as

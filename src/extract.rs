@@ -309,3 +309,6 @@ fn trim_bytes(bytes: &[u8]) -> &[u8] {
         .map_or(start, |e| e + 1);
     bytes.get(start..end).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

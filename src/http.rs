@@ -38,11 +38,10 @@ use crate::error::{AuthError, BadRequestKind, Family};
 use crate::identity::RenderedHeaders;
 use crate::state::AppState;
 
-pub use crate::error::ERROR_HEADER;
-
 /// Lists the identity headers an allow leaves empty, so Envoy's HTTP mode
 /// removes the client's copies from the upstream request.
-pub const HEADERS_TO_REMOVE: HeaderName = HeaderName::from_static("x-envoy-auth-headers-to-remove");
+pub(crate) const HEADERS_TO_REMOVE: HeaderName =
+    HeaderName::from_static("x-envoy-auth-headers-to-remove");
 
 /// nginx: the method of the original request (the subrequest itself is a GET).
 const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
@@ -260,6 +259,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::error::ERROR_HEADER;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -448,3 +448,6 @@ mod tests {
         assert!(resp.headers().get(WWW_AUTHENTICATE).is_none());
     }
 }
+
+#[cfg(test)]
+mod router_tests;

@@ -197,7 +197,7 @@ impl IdentityHeaders {
 /// The claim at `path`: the key itself when present (claim names such as
 /// `https://example.com/roles` contain dots), else the dotted walk through
 /// nested objects (`org.role`).
-pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+pub(crate) fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     if let Some(v) = claims.get(path) {
         return Some(v);
     }
@@ -233,3 +233,6 @@ fn header_text(value: &Value) -> Option<String> {
         Value::Null | Value::Object(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -771,3 +771,9 @@ fn is_sub_delim(b: u8) -> bool {
         b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'='
     )
 }
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod prop_tests;

@@ -42,10 +42,10 @@ use crate::telemetry::Metrics;
 use crate::tls::{Door, TlsAcceptors, TlsListener};
 
 /// Rebuilds the configuration from the same file, env and flags (SIGHUP).
-pub type Reloader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+pub(crate) type Reloader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
 /// What `gatehouse serve` (and `demo`) hand to the server.
-pub struct ServeOptions {
+pub(crate) struct ServeOptions {
     pub config: Config,
     /// `None`: SIGHUP only logs that there is nothing to reload.
     pub reload: Option<Reloader>,
@@ -67,7 +67,7 @@ pub enum ServeError {
 }
 
 /// How long a reload waits for a new generation's remote keys before giving up.
-pub const RELOAD_KEY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const RELOAD_KEY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// HTTP/2 PING interval on the gRPC listener: keeps Envoy's pooled
 /// connections alive through idle NATs and notices dead peers.
@@ -78,7 +78,7 @@ const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Asks a running server to shut down; cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     /// Cancelled at the first signal: go not-ready, start the delay.
     drain: CancellationToken,
     /// Cancelled at the second signal: skip what is left of the delay.
@@ -86,12 +86,12 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// One SIGTERM/SIGINT: the first starts the drain, the next skips the delay.
-    pub fn signal(&self) {
+    pub(crate) fn signal(&self) {
         if self.drain.is_cancelled() {
             self.hurry.cancel();
         } else {
@@ -102,9 +102,7 @@ impl Shutdown {
 
 /// Why a reload kept the running configuration.
 #[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    #[error("no configuration source to reload")]
-    NothingToReload,
+pub(crate) enum ReloadError {
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("keys for the new configuration did not load within {0:?}")]
@@ -113,7 +111,7 @@ pub enum ReloadError {
 
 impl ReloadError {
     /// The config key at fault, when there is one.
-    pub fn key(&self) -> Option<&str> {
+    pub(crate) fn key(&self) -> Option<&str> {
         match self {
             ReloadError::Config(e) => Some(&e.key),
             _ => None,
@@ -122,7 +120,7 @@ impl ReloadError {
 }
 
 /// Runs both listeners until SIGTERM/SIGINT, then drains.
-pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+pub(crate) async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let config = opts.config;
     let tls = match &config.tls {
         Some(spec) => Some(Arc::new(
@@ -203,7 +201,7 @@ fn spawn_signal_handlers(
 /// configuration's remote providers have `gatehouse_jwks_fetches_total`
 /// series (a removed provider's, or those of a provider the failed
 /// configuration added, are dropped).
-pub async fn reload(state: &AppState, reloader: &Reloader) -> Result<(), ReloadError> {
+pub(crate) async fn reload(state: &AppState, reloader: &Reloader) -> Result<(), ReloadError> {
     let config = reloader()?;
     let current = state.authorizer();
     let before = remote_providers(current.config());
@@ -270,7 +268,7 @@ async fn swap_in(
 
 /// Serves gRPC on `grpc` and HTTP on `http` until `shutdown` has been
 /// signalled and the drain is over.
-pub async fn run(
+pub(crate) async fn run(
     grpc: TcpListener,
     http: TcpListener,
     state: Arc<AppState>,

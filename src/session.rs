@@ -83,7 +83,7 @@ const COOKIE_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// The configured session store.
 #[derive(Debug)]
-pub struct SessionStore {
+pub(crate) struct SessionStore {
     /// Cookie-signing secret; `None` leaves signature checks to the backend.
     secret: Option<Secret>,
     backend: Backend,
@@ -182,7 +182,7 @@ enum Carrier {
 
 impl SessionStore {
     /// Builds the store; touches no network (connections are made on use).
-    pub fn new(spec: &SessionSpec) -> Result<Self, ConfigError> {
+    pub(crate) fn new(spec: &SessionSpec) -> Result<Self, ConfigError> {
         let backend = match &spec.backend {
             SessionBackend::Introspect(url) => {
                 let parsed = reqwest::Url::parse(url).map_err(|e| {
@@ -238,7 +238,11 @@ impl SessionStore {
     /// A token bound to session `sid` is valid only while that session
     /// row exists, belongs to `sub` and has not expired (Better Auth
     /// deletes the row on sign-out, revocation and ban).
-    pub async fn check_bound_session(&self, sid: &str, sub: Option<&str>) -> Result<(), AuthError> {
+    pub(crate) async fn check_bound_session(
+        &self,
+        sid: &str,
+        sub: Option<&str>,
+    ) -> Result<(), AuthError> {
         let Some((tables, pool)) = self.tables() else {
             return Err(AuthError::SessionUnavailable);
         };
@@ -270,7 +274,7 @@ impl SessionStore {
 
     /// Refuses a user Better Auth's admin plugin has banned, until the ban
     /// expires. Nothing to check when bans are off or not readable.
-    pub async fn check_ban(&self, user_id: &str) -> Result<(), AuthError> {
+    pub(crate) async fn check_ban(&self, user_id: &str) -> Result<(), AuthError> {
         let Some((tables, pool)) = self.tables() else {
             return Ok(());
         };
@@ -293,7 +297,7 @@ impl SessionStore {
 
     /// The roles `user_id` holds in organization `org_id` (comma-separated,
     /// as Better Auth stores them), or `None` for a non-member.
-    pub async fn membership(
+    pub(crate) async fn membership(
         &self,
         user_id: &str,
         org_id: &str,
@@ -325,7 +329,7 @@ impl SessionStore {
     /// `token` is the URL-decoded credential (`TOKEN` or `TOKEN.SIG`);
     /// `source` says where it was found (a cookie must be signed when the
     /// secret is known).
-    pub async fn lookup(
+    pub(crate) async fn lookup(
         &self,
         token: &str,
         source: SourceKind,
@@ -385,7 +389,8 @@ impl SessionStore {
     }
 
     /// Backend calls made so far (cache misses that reached the store).
-    pub fn backend_calls(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn backend_calls(&self) -> u64 {
         self.backend_calls.load(Ordering::Relaxed)
     }
 
@@ -878,3 +883,9 @@ mod tests {
         assert!(!identity.claims.contains_key("image"));
     }
 }
+
+#[cfg(test)]
+mod introspect_tests;
+
+#[cfg(test)]
+mod postgres_tests;

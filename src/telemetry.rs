@@ -48,7 +48,7 @@ impl std::fmt::Display for Fingerprint {
 
 /// Installs the global tracing subscriber. `filter` is an env-filter
 /// expression (`info`, `gatehouse=debug`); a bad one falls back to `info`.
-pub fn init_logging(filter: &str, format: LogFormat) {
+pub(crate) fn init_logging(filter: &str, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -77,7 +77,7 @@ pub struct FetchLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProviderLabels {
+pub(crate) struct ProviderLabels {
     pub provider: String,
 }
 

@@ -35,14 +35,14 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ConfigError, TlsSpec};
 
 /// How long a client may take to finish the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Finished connections waiting for the server to pick them up.
 const READY_QUEUE: usize = 128;
 
 /// Handshakes in progress at once per listener; connections beyond this
 /// are closed at once, so a flood of stalled clients costs bounded memory.
-pub const MAX_PENDING_HANDSHAKES: usize = 4096;
+pub(crate) const MAX_PENDING_HANDSHAKES: usize = 4096;
 
 /// A TLS file that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +70,7 @@ impl From<TlsError> for ConfigError {
 
 /// Which listener a connection arrived on (logs, ALPN choice).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Door {
+pub(crate) enum Door {
     Grpc,
     Http,
 }
@@ -186,12 +186,12 @@ fn client_verifier(
 }
 
 /// A finished TLS connection and its peer.
-pub type Accepted = (TlsStream<TcpStream>, SocketAddr);
+pub(crate) type Accepted = (TlsStream<TcpStream>, SocketAddr);
 
 /// Accepts TCP connections on `listener` until `stop`, runs each TLS
 /// handshake in its own task with the acceptors current at accept time,
 /// and delivers the finished connections on the returned channel.
-pub fn spawn_accept_loop(
+pub(crate) fn spawn_accept_loop(
     listener: TcpListener,
     acceptors: Arc<ArcSwapOption<TlsAcceptors>>,
     door: Door,
@@ -248,7 +248,7 @@ pub fn spawn_accept_loop(
 }
 
 /// The HTTP door's view of the accept loop, for `axum::serve`.
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     /// Finished handshakes from [`spawn_accept_loop`].
     ready: mpsc::Receiver<Accepted>,
     /// The bound TCP address (reported by `local_addr`).
@@ -264,7 +264,7 @@ impl std::fmt::Debug for TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(ready: mpsc::Receiver<Accepted>, local: SocketAddr) -> Self {
+    pub(crate) fn new(ready: mpsc::Receiver<Accepted>, local: SocketAddr) -> Self {
         Self { ready, local }
     }
 }
@@ -289,7 +289,7 @@ impl axum::serve::Listener for TlsListener {
 
 /// The gRPC door's view of the accept loop, for tonic's
 /// `serve_with_incoming_shutdown`.
-pub fn incoming(
+pub(crate) fn incoming(
     ready: mpsc::Receiver<Accepted>,
 ) -> impl futures_util::Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> + Send + 'static
 {
@@ -297,3 +297,6 @@ pub fn incoming(
         ready.recv().await.map(|(tls, _)| (Ok(tls), ready))
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -55,7 +55,7 @@ fn unix_now() -> u64 {
 /// How `token_cache.max_memory` is shared between the verified tokens
 /// and the Envoy door's encoded answers for them (a quarter): together
 /// they stay within the configured bound.
-pub fn budget(max_bytes: u64) -> (u64, u64) {
+pub(crate) fn budget(max_bytes: u64) -> (u64, u64) {
     let answers = max_bytes / 4;
     (max_bytes - answers, answers)
 }
@@ -122,7 +122,7 @@ fn weigh(value: &Verified) -> u32 {
     u32::try_from(total).unwrap_or(u32::MAX)
 }
 
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     /// `None` when disabled (`max_bytes == 0`).
     inner: Option<Cache<TokenKey, Entry, EntryWeight>>,
 }
@@ -137,7 +137,7 @@ impl std::fmt::Debug for TokenCache {
 
 impl TokenCache {
     /// `max_bytes == 0` disables caching.
-    pub fn new(max_bytes: u64) -> Self {
+    pub(crate) fn new(max_bytes: u64) -> Self {
         let inner = (max_bytes > 0).then(|| {
             // Sized for entries of a typical weight; the bound is the bytes.
             let items = usize::try_from(max_bytes / TYPICAL_WEIGHT)
@@ -149,7 +149,7 @@ impl TokenCache {
     }
 
     /// A cached, unexpired verification of `token` (`now` in Unix seconds).
-    pub fn get(&self, key: &TokenKey, now: u64) -> Option<Arc<Verified>> {
+    pub(crate) fn get(&self, key: &TokenKey, now: u64) -> Option<Arc<Verified>> {
         let cache = self.inner.as_ref()?;
         let hit = cache.get(key)?;
         match hit.verified.exp {
@@ -162,7 +162,7 @@ impl TokenCache {
     }
 
     /// Caches a verification until its `exp`; tokens without `exp` are not cached.
-    pub fn insert(&self, key: TokenKey, verified: Arc<Verified>) {
+    pub(crate) fn insert(&self, key: TokenKey, verified: Arc<Verified>) {
         let Some(cache) = &self.inner else {
             return;
         };
@@ -176,14 +176,15 @@ impl TokenCache {
     }
 
     /// Drops an entry (its key left the set).
-    pub fn invalidate(&self, key: &TokenKey) {
+    pub(crate) fn invalidate(&self, key: &TokenKey) {
         if let Some(cache) = &self.inner {
             cache.remove(key);
         }
     }
 
     /// Entries currently held (approximate; for tests and metrics).
-    pub fn entry_count(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn entry_count(&self) -> u64 {
         self.inner.as_ref().map_or(0, |c| c.len() as u64)
     }
 }

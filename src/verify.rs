@@ -28,7 +28,7 @@ use crate::jwks::{AlgPolicy, Key, KeySet, parse_jwks};
 use crate::telemetry::{KeyAge, Metrics};
 
 /// Largest token accepted (the cap applies to the token itself).
-pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Which key verified a token, so cached results can be dropped when the
 /// key leaves its set.
@@ -837,3 +837,18 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod algs_tests;
+
+#[cfg(test)]
+mod cache_tests;
+
+#[cfg(test)]
+mod perf_tests;
+
+#[cfg(test)]
+mod prop_tests;
+
+#[cfg(test)]
+mod rules_tests;

@@ -23,8 +23,8 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::service::auth::v3 as pb;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value as PbValue, value::Kind};
-use gatehouse::grpc::{AuthzService, wire};
-use gatehouse::identity::{Identity, RenderedHeaders};
+use gatehouse::internals::grpc::{self as wire, AuthzService};
+use gatehouse::internals::{Identity, RenderedHeaders};
 use gatehouse_fuzz::{door_config_yaml, json_object, runtime};
 use http::{HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
@@ -63,7 +63,7 @@ fn decode_and_decide(bytes: &[u8]) {
     let Ok(request) = ours else {
         return;
     };
-    let input = gatehouse::grpc::check_input(request.clone());
+    let input = gatehouse::internals::grpc::check_input(request.clone());
     if let Ok(input) = &input {
         assert!(!input.method.is_empty() && !input.path.is_empty());
         assert!(input.headers.keys().all(|k| !k.as_str().starts_with(':')));
@@ -77,7 +77,7 @@ fn decode_and_decide(bytes: &[u8]) {
             let input = input.expect("allowed a request check_input refuses");
             let target = input.path.split(['?', '#']).next().unwrap_or_default();
             assert!(
-                gatehouse::policy::normalize_path(target).is_ok(),
+                gatehouse::internals::normalize_path(target).is_ok(),
                 "allowed a path that does not normalize: {:?}",
                 input.path
             );
@@ -207,7 +207,7 @@ fn round_trip(d: Described) {
         .expect("gatehouse decodes what envoy-types encodes");
     assert_same(&full, &ours);
     // Whatever it holds, it is judged without a panic.
-    let _ = gatehouse::grpc::check_input(ours);
+    let _ = gatehouse::internals::grpc::check_input(ours);
 }
 
 /// Header names an identity header can have: `x-` and a token.

@@ -6,7 +6,7 @@
 //! parses and compiles again, to the same rendering.
 #![no_main]
 
-use gatehouse::config::{Config, ConfigError, Env, parse_yaml};
+use gatehouse::internals::{Config, ConfigError, Env, parse_yaml};
 use libfuzzer_sys::fuzz_target;
 
 fn compile(text: &str, env: &Env) -> Result<Config, ConfigError> {
@@ -26,11 +26,11 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    let rendered = gatehouse::cli::render_check_config(&config);
+    let rendered = gatehouse::internals::render_check_config(&config);
     let again = match compile(&rendered, &env) {
         Ok(again) => again,
         Err(e) => panic!("the rendering of an accepted config is refused: {e}\n{rendered}"),
     };
-    let rerendered = gatehouse::cli::render_check_config(&again);
+    let rerendered = gatehouse::internals::render_check_config(&again);
     assert_eq!(rendered, rerendered, "the rendering changes when read back");
 });

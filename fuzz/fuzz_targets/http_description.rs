@@ -19,8 +19,8 @@ use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
-use gatehouse::config::Access;
-use gatehouse::state::AppState;
+use gatehouse::internals::Access;
+use gatehouse::internals::AppState;
 use gatehouse_fuzz::{door_config_yaml, header_lines, runtime, secret_token};
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use libfuzzer_sys::fuzz_target;
@@ -43,7 +43,7 @@ fn door(mode: Mode) -> &'static Door {
     let doors = DOORS.get_or_init(|| {
         ["auto", "original", "forwarded"].map(|m| {
             let state = gatehouse_fuzz::app_state(&door_config_yaml(m));
-            let router = gatehouse::http::router(state.clone());
+            let router = gatehouse::internals::http::router(state.clone());
             Door { state, router }
         })
     });
@@ -120,7 +120,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let raw_path = target.split('?').next().unwrap_or_default();
-    let Ok(path) = gatehouse::policy::normalize_path(raw_path) else {
+    let Ok(path) = gatehouse::internals::normalize_path(raw_path) else {
         assert_eq!(
             status, 400,
             "a path that does not normalize was not refused"

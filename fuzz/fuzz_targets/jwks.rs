@@ -14,8 +14,8 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use gatehouse::config::Alg;
-use gatehouse::jwks::{AlgPolicy, JwksError, MAX_JWKS_BYTES, parse_jwks};
+use gatehouse::internals::Alg;
+use gatehouse::internals::{AlgPolicy, JwksError, MAX_JWKS_BYTES, parse_jwks};
 use gatehouse_fuzz::b64;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};

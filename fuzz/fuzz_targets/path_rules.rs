@@ -14,10 +14,10 @@
 
 use std::sync::OnceLock;
 
-use gatehouse::config::Access;
-use gatehouse::config::raw::RawRule;
-use gatehouse::error::{AuthError, ForbiddenKind};
-use gatehouse::policy::{RuleSet, normalize_path};
+use gatehouse::internals::Access;
+use gatehouse::internals::RawRule;
+use gatehouse::internals::{AuthError, ForbiddenKind};
+use gatehouse::internals::{RuleSet, normalize_path};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 

@@ -22,10 +22,10 @@
 
 use std::sync::OnceLock;
 
-use gatehouse::decision::Authorizer;
-use gatehouse::error::AuthError;
-use gatehouse::extract::{Credential, Extractor, MAX_TOKEN_BYTES};
-use gatehouse::verify::Verified;
+use gatehouse::internals::Authorizer;
+use gatehouse::internals::AuthError;
+use gatehouse::internals::{Credential, Extractor, MAX_TOKEN_BYTES};
+use gatehouse::internals::Verified;
 use gatehouse_fuzz::{
     AUDIENCE, BARE_SECRET, ED_ISSUER, ISSUER, SECRET, b64, ed_verifies, header_lines, hmac,
     runtime, sign_raw, token_config_yaml, unb64,
@@ -116,7 +116,7 @@ fn assert_genuine(token: &str, verified: &Verified) {
         &payload,
         "claims are not the payload"
     );
-    let now = gatehouse::decision::unix_now() as f64;
+    let now = gatehouse::internals::unix_now() as f64;
     let exp = claims
         .get("exp")
         .and_then(Value::as_f64)

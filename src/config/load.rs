@@ -30,43 +30,43 @@ use crate::identity::IdentityHeaders;
 use crate::policy::RuleSet;
 
 /// Env var naming the config file when `--config` is not given.
-pub const ENV_CONFIG: &str = "GATEHOUSE_CONFIG";
+pub(crate) const ENV_CONFIG: &str = "GATEHOUSE_CONFIG";
 /// Env var for the gRPC listener address.
-pub const ENV_GRPC_ADDR: &str = "GATEHOUSE_GRPC_ADDR";
+pub(crate) const ENV_GRPC_ADDR: &str = "GATEHOUSE_GRPC_ADDR";
 /// Env var for the HTTP listener address.
-pub const ENV_HTTP_ADDR: &str = "GATEHOUSE_HTTP_ADDR";
+pub(crate) const ENV_HTTP_ADDR: &str = "GATEHOUSE_HTTP_ADDR";
 /// Env var for the tracing filter.
-pub const ENV_LOG: &str = "GATEHOUSE_LOG";
+pub(crate) const ENV_LOG: &str = "GATEHOUSE_LOG";
 /// Env var for the log format (`text` or `json`).
-pub const ENV_LOG_FORMAT: &str = "GATEHOUSE_LOG_FORMAT";
+pub(crate) const ENV_LOG_FORMAT: &str = "GATEHOUSE_LOG_FORMAT";
 /// Better Auth base URL: adds the `better-auth` JWKS provider.
-pub const ENV_BETTER_AUTH_URL: &str = "BETTER_AUTH_URL";
+pub(crate) const ENV_BETTER_AUTH_URL: &str = "BETTER_AUTH_URL";
 /// Better Auth secret: adds the `better-auth-secret` HS256 provider and
 /// signs session cookies.
-pub const ENV_BETTER_AUTH_SECRET: &str = "BETTER_AUTH_SECRET";
+pub(crate) const ENV_BETTER_AUTH_SECRET: &str = "BETTER_AUTH_SECRET";
 
 /// Name of the provider `BETTER_AUTH_URL` adds.
-pub const BETTER_AUTH_PROVIDER: &str = "better-auth";
+pub(crate) const BETTER_AUTH_PROVIDER: &str = "better-auth";
 /// Name of the provider `BETTER_AUTH_SECRET` adds.
-pub const BETTER_AUTH_SECRET_PROVIDER: &str = "better-auth-secret";
+pub(crate) const BETTER_AUTH_SECRET_PROVIDER: &str = "better-auth-secret";
 
-pub const DEFAULT_GRPC_ADDR: &str = "0.0.0.0:9001";
-pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
-pub const DEFAULT_LOG: &str = "info";
-pub const DEFAULT_SESSION_COOKIE: &str = "better-auth.session_token";
+pub(crate) const DEFAULT_GRPC_ADDR: &str = "0.0.0.0:9001";
+pub(crate) const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
+pub(crate) const DEFAULT_LOG: &str = "info";
+pub(crate) const DEFAULT_SESSION_COOKIE: &str = "better-auth.session_token";
 /// The name Better Auth gives its session cookie over https.
-pub const DEFAULT_SECURE_SESSION_COOKIE: &str = "__Secure-better-auth.session_token";
+pub(crate) const DEFAULT_SECURE_SESSION_COOKIE: &str = "__Secure-better-auth.session_token";
 /// Where `BETTER_AUTH_URL` alone looks sessions up.
-pub const BETTER_AUTH_GET_SESSION: &str = "/api/auth/get-session";
-pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
-pub const DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
-pub const DEFAULT_SESSION_CACHE_TTL: Duration = Duration::from_secs(30);
-pub const DEFAULT_SESSION_CACHE_MAX_ENTRIES: u64 = 100_000;
-pub const DEFAULT_POSTGRES_MAX_CONNECTIONS: usize = 8;
-pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-pub const DEFAULT_TOKEN_CACHE_MAX_MEMORY: &str = "64MiB";
+pub(crate) const BETTER_AUTH_GET_SESSION: &str = "/api/auth/get-session";
+pub(crate) const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_SESSION_CACHE_TTL: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_SESSION_CACHE_MAX_ENTRIES: u64 = 100_000;
+pub(crate) const DEFAULT_POSTGRES_MAX_CONNECTIONS: usize = 8;
+pub(crate) const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+pub(crate) const DEFAULT_TOKEN_CACHE_MAX_MEMORY: &str = "64MiB";
 
 /// A snapshot of environment variables.
 ///
@@ -228,7 +228,7 @@ fn yaml_error(text: &str) -> ConfigError {
 }
 
 /// Applies env and flags on top of the file (flag > env > file).
-pub fn layer(mut raw: RawConfig, opts: &LoadOptions) -> Result<RawConfig, ConfigError> {
+pub(crate) fn layer(mut raw: RawConfig, opts: &LoadOptions) -> Result<RawConfig, ConfigError> {
     let env = &opts.env;
     raw.grpc_addr = pick_addr(
         raw.grpc_addr,
@@ -375,7 +375,7 @@ fn check_http_url(s: &str) -> Result<(), String> {
 /// Parses a memory size: a plain byte count, or a number with a unit
 /// (`B`, `KB`/`MB`/`GB` = powers of 1000, `KiB`/`MiB`/`GiB` = powers of
 /// 1024; case-insensitive, optional space).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);

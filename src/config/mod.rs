@@ -10,14 +10,14 @@
 //! This module does not fetch keys or open connections; see `jwks` and
 //! `session` for that.
 
-pub mod load;
-pub mod raw;
+pub(crate) mod load;
+pub(crate) mod raw;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use load::{Env, LoadOptions, parse_size, parse_yaml};
-pub use raw::{Access, RawConfig, RequestHeaders};
+pub(crate) use load::{Env, LoadOptions};
+pub(crate) use raw::{Access, RawConfig, RequestHeaders};
 
 /// A configuration error, carrying the key path it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -236,3 +236,9 @@ pub struct Config {
     pub log_filter: String,
     pub log_format: LogFormat,
 }
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod rules_tests;

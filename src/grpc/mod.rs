@@ -23,7 +23,7 @@
 //! [`crate::server`]), and does not decide anything itself.
 
 mod answers;
-pub mod wire;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,10 +48,10 @@ use crate::decision::{Allow, CheckInput, Decision, Door};
 use crate::error::{AuthError, BadRequestKind};
 use crate::state::AppState;
 
-pub use wire::{AuthorizationServer, CheckRequest};
+pub(crate) use wire::{AuthorizationServer, CheckRequest};
 
 /// The fully-qualified name of the authorization service, as health checks name it.
-pub const AUTHORIZATION_SERVICE: &str = wire::SERVICE_NAME;
+pub(crate) const AUTHORIZATION_SERVICE: &str = wire::SERVICE_NAME;
 
 /// The ext_authz v3 `Authorization` service.
 #[derive(Debug, Clone)]
@@ -314,7 +314,7 @@ fn string_value(s: &str) -> PbValue {
 
 /// The deny response for `err`: the one rendering of a refusal (status,
 /// headers, JSON body), with its gRPC code as the `CheckResponse` status.
-pub fn deny(err: &AuthError) -> CheckResponse {
+pub(crate) fn deny(err: &AuthError) -> CheckResponse {
     let deny = err.deny_response();
     let headers = deny
         .headers
@@ -378,13 +378,11 @@ fn json_value(v: &serde_json::Value) -> PbValue {
 
 /// Keeps `grpc.health.v1.Health` in step with readiness.
 #[derive(Clone)]
-pub struct HealthPublisher {
+pub(crate) struct HealthPublisher {
     /// The reporter behind the tonic-health service.
     reporter: HealthReporter,
     /// Readiness source (keys loaded, not draining).
     state: Arc<AppState>,
-    /// Wakes the publisher at once (SIGTERM, reload) instead of at the next poll.
-    nudge: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for HealthPublisher {
@@ -393,35 +391,23 @@ impl std::fmt::Debug for HealthPublisher {
     }
 }
 
-/// How often readiness is re-read when nothing nudges the publisher.
+/// How often readiness is re-read (SIGTERM also publishes at once).
 const HEALTH_POLL: Duration = Duration::from_millis(100);
 
 impl HealthPublisher {
     /// Creates the health service (initially NOT_SERVING) and its publisher.
-    pub fn new(
+    pub(crate) fn new(
         state: Arc<AppState>,
     ) -> (
         Self,
         tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
     ) {
         let (reporter, service) = tonic_health::server::health_reporter();
-        (
-            Self {
-                reporter,
-                state,
-                nudge: Arc::new(tokio::sync::Notify::new()),
-            },
-            service,
-        )
-    }
-
-    /// Re-reads readiness now (called at the first SIGTERM).
-    pub fn nudge(&self) {
-        self.nudge.notify_one();
+        (Self { reporter, state }, service)
     }
 
     /// Publishes the current status once; returns whether it is SERVING.
-    pub async fn publish(&self) -> bool {
+    pub(crate) async fn publish(&self) -> bool {
         let ready = self.state.is_ready();
         let status = if ready {
             ServingStatus::Serving
@@ -435,9 +421,8 @@ impl HealthPublisher {
         ready
     }
 
-    /// Publishes until `stop` is cancelled: at once when nudged, else when
-    /// readiness changes (so `Watch` streams see changes, not repeats).
-    pub async fn run(self, stop: CancellationToken) {
+    /// Publishes until `stop` is cancelled, whenever readiness changes (so `Watch` streams see changes, not repeats).
+    pub(crate) async fn run(self, stop: CancellationToken) {
         let mut last = None;
         loop {
             let ready = self.state.is_ready();
@@ -446,7 +431,6 @@ impl HealthPublisher {
             }
             tokio::select! {
                 () = stop.cancelled() => break,
-                () = self.nudge.notified() => last = None,
                 () = tokio::time::sleep(HEALTH_POLL) => {}
             }
         }
@@ -766,3 +750,6 @@ mod tests {
         assert_eq!(check_input(request(http)).unwrap_err().http_status(), 400);
     }
 }
+
+#[cfg(test)]
+mod door_tests;

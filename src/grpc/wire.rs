@@ -114,7 +114,7 @@ pub struct HeaderValue {
 
 /// Decodes [`CheckRequest`]s and writes encoded `CheckResponse`s as is.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct AuthzCodec;
+pub(crate) struct AuthzCodec;
 
 impl Codec for AuthzCodec {
     type Encode = Bytes;
@@ -133,7 +133,7 @@ impl Codec for AuthzCodec {
 
 /// Copies an encoded message into the frame.
 #[derive(Debug, Clone, Copy)]
-pub struct EncodedWriter;
+pub(crate) struct EncodedWriter;
 
 impl Encoder for EncodedWriter {
     type Item = Bytes;
@@ -147,7 +147,7 @@ impl Encoder for EncodedWriter {
 
 /// Decodes a [`CheckRequest`] from the frame.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestReader;
+pub(crate) struct RequestReader;
 
 impl Decoder for RequestReader {
     type Item = CheckRequest;
@@ -166,7 +166,7 @@ pub trait Check: Send + Sync + 'static {
 }
 
 /// The fully-qualified name of the authorization service.
-pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
+pub(crate) const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
 
 /// The tonic service for `envoy.service.auth.v3.Authorization`.
 #[derive(Debug)]

@@ -29,15 +29,15 @@ use super::{AlgPolicy, JwksError, KeySet, MAX_JWKS_BYTES, parse_jwks};
 use crate::telemetry::{FetchCounters, Metrics};
 
 /// Fetch timeout.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Shortest refresh a `max-age` can ask for.
-pub const MIN_MAX_AGE: Duration = Duration::from_secs(30);
+pub(crate) const MIN_MAX_AGE: Duration = Duration::from_secs(30);
 /// Longest refresh a `max-age` can ask for.
-pub const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+pub(crate) const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// First retry delay after a failed fetch.
-pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Upper bound of the retry delay (also bounded by `refresh_interval`).
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Why a fetch failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,7 +72,7 @@ fn status_text(status: u16) -> String {
 /// sending request: client error (Connect): tcp connect error: Connection
 /// refused (os error 111)`). A cause whose text its parent already repeats
 /// is not written twice.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -103,7 +103,8 @@ pub struct Fetched {
 }
 
 /// The future a [`Source`] returns.
-pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + 'a>>;
+pub(crate) type FetchFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + 'a>>;
 
 /// Where a provider's remote JWKS comes from. The HTTP implementation is
 /// [`HttpSource`]; tests may supply their own.
@@ -122,7 +123,7 @@ enum Target {
 
 /// JWKS over HTTP(S) with reqwest and rustls.
 #[derive(Debug, Clone)]
-pub struct HttpSource {
+pub(crate) struct HttpSource {
     /// Shared client carrying the timeout and redirect policy.
     client: reqwest::Client,
     /// The JWKS URL or the discovery base URL.
@@ -131,7 +132,7 @@ pub struct HttpSource {
 
 /// A client with the fetch limits: 5 s timeout, redirects only within the
 /// same scheme (at most 5), no cookies.
-pub fn http_client() -> Result<reqwest::Client, FetchError> {
+pub(crate) fn http_client() -> Result<reqwest::Client, FetchError> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
         let same_scheme = attempt
             .previous()
@@ -152,7 +153,7 @@ pub fn http_client() -> Result<reqwest::Client, FetchError> {
 
 /// Parses `max-age` out of a Cache-Control value; `no-store`/`no-cache`
 /// count as no max-age.
-pub fn parse_max_age(value: &str) -> Option<Duration> {
+pub(crate) fn parse_max_age(value: &str) -> Option<Duration> {
     let mut max_age = None;
     for directive in value.split(',') {
         let d = directive.trim();
@@ -208,7 +209,7 @@ async fn get_limited(
 
 impl HttpSource {
     /// Fetches this JWKS URL.
-    pub fn jwks_uri(client: reqwest::Client, url: &str) -> HttpSource {
+    pub(crate) fn jwks_uri(client: reqwest::Client, url: &str) -> HttpSource {
         HttpSource {
             client,
             target: Target::Jwks(url.to_owned()),
@@ -216,7 +217,7 @@ impl HttpSource {
     }
 
     /// Follows `<issuer>/.well-known/openid-configuration` to `jwks_uri`.
-    pub fn discovery(client: reqwest::Client, issuer_url: &str) -> HttpSource {
+    pub(crate) fn discovery(client: reqwest::Client, issuer_url: &str) -> HttpSource {
         HttpSource {
             client,
             target: Target::Discovery(issuer_url.to_owned()),
@@ -261,7 +262,7 @@ impl HttpSource {
 }
 
 /// A URL fit for logs: user info and query removed (they may carry secrets).
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(mut u) => {
             let _ = u.set_username("");
@@ -289,7 +290,7 @@ impl Source for HttpSource {
 }
 
 /// The delay before the next scheduled refresh after a success.
-pub fn next_refresh(max_age: Option<Duration>, refresh_interval: Duration) -> Duration {
+pub(crate) fn next_refresh(max_age: Option<Duration>, refresh_interval: Duration) -> Duration {
     match max_age {
         Some(age) => age.clamp(MIN_MAX_AGE, MAX_MAX_AGE),
         None => refresh_interval,
@@ -297,7 +298,7 @@ pub fn next_refresh(max_age: Option<Duration>, refresh_interval: Duration) -> Du
 }
 
 /// The delay before retry number `failures` (1 for the first failure).
-pub fn backoff(failures: u32, refresh_interval: Duration) -> Duration {
+pub(crate) fn backoff(failures: u32, refresh_interval: Duration) -> Duration {
     let cap = refresh_interval.min(MAX_BACKOFF);
     let exp = failures.saturating_sub(1).min(20);
     FIRST_BACKOFF.saturating_mul(1u32 << exp).min(cap)
@@ -314,7 +315,7 @@ struct Times {
 
 /// A remote provider's keys and fetch state.
 #[derive(Debug)]
-pub struct RemoteKeys {
+pub(crate) struct RemoteKeys {
     /// Provider name, for logs and metric labels.
     name: String,
     /// Where the document comes from.
@@ -341,7 +342,7 @@ pub struct RemoteKeys {
 }
 
 impl RemoteKeys {
-    pub fn new(
+    pub(crate) fn new(
         name: &str,
         source: Arc<dyn Source>,
         policy: AlgPolicy,
@@ -365,27 +366,27 @@ impl RemoteKeys {
     }
 
     /// Replaces the source (before the background task starts).
-    pub fn set_source(&mut self, source: Arc<dyn Source>) {
+    pub(crate) fn set_source(&mut self, source: Arc<dyn Source>) {
         self.source = source;
     }
 
     /// The current keys, if any were ever loaded.
-    pub fn current(&self) -> Option<Arc<KeySet>> {
+    pub(crate) fn current(&self) -> Option<Arc<KeySet>> {
         self.keys.load_full()
     }
 
     /// True once keys were loaded.
-    pub fn is_loaded(&self) -> bool {
+    pub(crate) fn is_loaded(&self) -> bool {
         self.keys.load().is_some()
     }
 
     /// Issuer learned from discovery.
-    pub fn discovered_issuer(&self) -> Option<Arc<String>> {
+    pub(crate) fn discovered_issuer(&self) -> Option<Arc<String>> {
         self.discovered_issuer.load_full()
     }
 
     /// Time since the last successful fetch; `None` until keys are loaded.
-    pub fn age(&self) -> Option<Duration> {
+    pub(crate) fn age(&self) -> Option<Duration> {
         self.lock_times().last_success.map(|t| t.elapsed())
     }
 
@@ -438,7 +439,7 @@ impl RemoteKeys {
     /// A fetch on demand (unknown kid, keys never loaded): skipped when
     /// keys were fetched less than the cooldown ago; concurrent callers
     /// share one fetch.
-    pub async fn refetch_on_demand(&self) {
+    pub(crate) async fn refetch_on_demand(&self) {
         let seen = self.generation.load(Ordering::Acquire);
         let _flight = self.flight.lock().await;
         if self.generation.load(Ordering::Acquire) != seen {
@@ -456,7 +457,7 @@ impl RemoteKeys {
 
     /// The background task: fetch now, then on the refresh schedule,
     /// until `shutdown`.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut failures: u32 = 0;
         loop {
             let result = {

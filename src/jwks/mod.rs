@@ -12,7 +12,7 @@
 //! disagrees with the key type) are skipped; a document with no usable key
 //! is an error, so a fetch of it counts as failed.
 
-pub mod fetch;
+pub(crate) mod fetch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -352,3 +352,9 @@ pub fn parse_jwks(doc: &[u8], policy: &AlgPolicy) -> Result<KeySet, JwksError> {
     }
     Ok(KeySet::new(parsed))
 }
+
+#[cfg(test)]
+mod refresh_tests;
+
+#[cfg(test)]
+mod schedule_tests;

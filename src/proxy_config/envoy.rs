@@ -540,7 +540,7 @@ mod tests {
     use crate::error::{AuthError, BadRequestKind};
 
     fn config(yaml: &str) -> Config {
-        let raw = crate::config::parse_yaml(yaml).unwrap();
+        let raw = crate::config::load::parse_yaml(yaml).unwrap();
         Config::compile(raw, &crate::config::Env::default()).unwrap()
     }
 

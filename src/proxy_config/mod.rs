@@ -26,11 +26,10 @@ use std::fmt;
 use http::HeaderName;
 
 use crate::config::{Config, RequestHeaders, TokenSource};
-use crate::error::{AuthError, ErrorCode};
 
 /// The proxies gatehouse prints configurations for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     Nginx,
     Caddy,
     Traefik,
@@ -41,7 +40,7 @@ pub enum Target {
 }
 
 impl Target {
-    pub const ALL: [Target; 5] = [
+    pub(crate) const ALL: [Target; 5] = [
         Target::Nginx,
         Target::Caddy,
         Target::Traefik,
@@ -49,7 +48,7 @@ impl Target {
         Target::EnvoyHttp,
     ];
 
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Target::Nginx => "nginx",
             Target::Caddy => "caddy",
@@ -59,7 +58,7 @@ impl Target {
         }
     }
 
-    pub fn parse(s: &str) -> Result<Target, ProxyConfigError> {
+    pub(crate) fn parse(s: &str) -> Result<Target, ProxyConfigError> {
         Target::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
@@ -75,7 +74,7 @@ impl fmt::Display for Target {
 
 /// Why no configuration could be printed (the CLI exits 64).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProxyConfigError {
+pub(crate) enum ProxyConfigError {
     #[error("unknown target {0:?}: choose nginx, caddy, traefik, envoy or envoy-http")]
     UnknownTarget(String),
     #[error("{flag}: {message}")]
@@ -87,7 +86,7 @@ pub enum ProxyConfigError {
 
 /// The command-line flags, as given.
 #[derive(Debug, Clone, Default)]
-pub struct Flags {
+pub(crate) struct Flags {
     /// `--config FILE`, echoed in the header of the output.
     pub config: Option<String>,
     /// `--authz-url`: where the proxy reaches gatehouse.
@@ -99,13 +98,13 @@ pub struct Flags {
 }
 
 /// Where the protected application listens when `--upstream` is not given.
-pub const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:3000";
+pub(crate) const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:3000";
 /// Where the proxy listens when `--listen` is not given.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:8000";
+pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:8000";
 
 /// A host and port, with the scheme used to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub tls: bool,
     /// A DNS name, an IPv4 address, or an IPv6 address in brackets.
     pub host: String,
@@ -114,30 +113,30 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// `host:port`.
-    pub fn authority(&self) -> String {
+    pub(crate) fn authority(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 
     /// `http://host:port` or `https://host:port`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}", self.authority())
     }
 
     /// The host without IPv6 brackets (for socket addresses in YAML).
-    pub fn bare_host(&self) -> &str {
+    pub(crate) fn bare_host(&self) -> &str {
         self.host.trim_start_matches('[').trim_end_matches(']')
     }
 
     /// True when the host is an IP address, not a name to resolve.
-    pub fn is_ip(&self) -> bool {
+    pub(crate) fn is_ip(&self) -> bool {
         self.bare_host().parse::<std::net::IpAddr>().is_ok()
     }
 }
 
 /// One identity header, as the proxies name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityHeader {
+pub(crate) struct IdentityHeader {
     /// Lower case, as gatehouse answers it (`x-user-id`).
     pub name: HeaderName,
     /// Conventional capitalisation (`X-User-Id`), for proxies whose
@@ -145,19 +144,10 @@ pub struct IdentityHeader {
     pub display: String,
 }
 
-/// A deny code, for proxies that rebuild the JSON body themselves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DenyCode {
-    pub code: &'static str,
-    pub status: u16,
-    pub message: &'static str,
-}
-
 /// Everything a target needs, resolved once from the configuration and
 /// the flags.
 #[derive(Debug, Clone)]
-pub struct Wiring {
-    pub target: Target,
+pub(crate) struct Wiring {
     /// The command line that prints this configuration again.
     pub command: String,
     /// gatehouse's HTTP listener (`/auth`), or its gRPC listener for
@@ -173,13 +163,11 @@ pub struct Wiring {
     /// from, for proxies that pass an explicit allow-list to `/auth`
     /// (display case: `Authorization`, `Cookie`, …).
     pub credential_headers: Vec<String>,
-    /// Every deny code, for proxies that rebuild bodies.
-    pub deny_codes: Vec<DenyCode>,
 }
 
 impl Wiring {
     /// `(method header, URI header)` of [`Wiring::family`], display case.
-    pub fn family_headers(&self) -> (&'static str, &'static str) {
+    pub(crate) fn family_headers(&self) -> (&'static str, &'static str) {
         match self.family {
             RequestHeaders::Original => ("X-Original-Method", "X-Original-URI"),
             _ => ("X-Forwarded-Method", "X-Forwarded-Uri"),
@@ -188,7 +176,7 @@ impl Wiring {
 
     /// The request-description headers of the other family: a client's
     /// copy of any of them must never reach `/auth`.
-    pub fn other_family_headers(&self) -> (&'static str, &'static str) {
+    pub(crate) fn other_family_headers(&self) -> (&'static str, &'static str) {
         match self.family {
             RequestHeaders::Original => ("X-Forwarded-Method", "X-Forwarded-Uri"),
             _ => ("X-Original-Method", "X-Original-URI"),
@@ -197,7 +185,11 @@ impl Wiring {
 }
 
 /// Prints the configuration of `target` for `config`.
-pub fn render(target: Target, config: &Config, flags: &Flags) -> Result<String, ProxyConfigError> {
+pub(crate) fn render(
+    target: Target,
+    config: &Config,
+    flags: &Flags,
+) -> Result<String, ProxyConfigError> {
     let wiring = wiring(target, config, flags)?;
     Ok(match target {
         Target::Nginx => nginx::render(&wiring),
@@ -209,7 +201,11 @@ pub fn render(target: Target, config: &Config, flags: &Flags) -> Result<String, 
 }
 
 /// Resolves flags and configuration into a [`Wiring`].
-pub fn wiring(target: Target, config: &Config, flags: &Flags) -> Result<Wiring, ProxyConfigError> {
+pub(crate) fn wiring(
+    target: Target,
+    config: &Config,
+    flags: &Flags,
+) -> Result<Wiring, ProxyConfigError> {
     let authz = match &flags.authz_url {
         Some(url) => parse_endpoint(url, "--authz-url", target != Target::Envoy)?,
         None => {
@@ -273,7 +269,6 @@ pub fn wiring(target: Target, config: &Config, flags: &Flags) -> Result<Wiring, 
         push("Access-Control-Request-Method".to_owned());
     }
     Ok(Wiring {
-        target,
         command: command_line(target, flags),
         authz,
         upstream,
@@ -281,34 +276,7 @@ pub fn wiring(target: Target, config: &Config, flags: &Flags) -> Result<Wiring, 
         family,
         identity_headers,
         credential_headers,
-        deny_codes: deny_codes(),
     })
-}
-
-/// Every wire code with its status and message.
-fn deny_codes() -> Vec<DenyCode> {
-    use crate::error::BadRequestKind;
-    [
-        AuthError::Missing,
-        AuthError::Malformed(crate::error::MalformedKind::NotThreeParts),
-        AuthError::Expired,
-        AuthError::Invalid(crate::error::InvalidKind::BadSignature),
-        AuthError::Session(crate::error::SessionKind::Unknown),
-        AuthError::Forbidden(crate::error::ForbiddenKind::ClaimMismatch),
-        AuthError::JwksUnavailable(String::new()),
-        AuthError::SessionUnavailable,
-        AuthError::BadRequest(BadRequestKind::NotAbsolute),
-    ]
-    .iter()
-    .map(|e| {
-        let code: ErrorCode = e.code();
-        DenyCode {
-            code: code.as_str(),
-            status: code.http_status(),
-            message: code.message(),
-        }
-    })
-    .collect()
 }
 
 /// `gatehouse proxy-config TARGET` with the flags that were given.
@@ -429,7 +397,7 @@ fn split_host_port(text: &str) -> Result<(String, Option<u16>), String> {
 }
 
 /// `x-user-id` → `X-User-Id`.
-pub fn display_case(name: &str) -> String {
+pub(crate) fn display_case(name: &str) -> String {
     name.split('-')
         .map(|part| {
             let mut chars = part.chars();
@@ -448,7 +416,7 @@ mod tests {
     use super::*;
 
     fn config(yaml: &str) -> Config {
-        let raw = crate::config::parse_yaml(yaml).unwrap();
+        let raw = crate::config::load::parse_yaml(yaml).unwrap();
         Config::compile(raw, &crate::config::Env::default()).unwrap()
     }
 

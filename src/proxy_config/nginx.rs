@@ -248,7 +248,8 @@ http {{
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::{Flags, Target, render as render_target};
-    use crate::config::{Config, Env, parse_yaml};
+    use crate::config::load::parse_yaml;
+    use crate::config::{Config, Env};
 
     fn out(extra: &str) -> String {
         let yaml = format!(

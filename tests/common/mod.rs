@@ -2,7 +2,7 @@
 //! processes that are killed on drop, token fixtures, a counting JWKS
 //! server, a reader of `/metrics` samples, an echo upstream, and launchers
 //! for the real peers (Envoy, nginx, Caddy, Traefik, Better Auth).
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code, unused_imports, unreachable_pub)]
 
 pub mod betterauth;
 pub mod caddy;

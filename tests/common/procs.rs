@@ -108,7 +108,10 @@ pub fn venv_tool(name: &str, env_var: &str, hint: &str) -> PathBuf {
 
 /// Path of the gatehouse binary built for these tests.
 pub fn gatehouse_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_gatehouse"))
+    PathBuf::from(option_env!("CARGO_BIN_EXE_gatehouse").unwrap_or(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/debug/gatehouse"
+    )))
 }
 
 /// A `gatehouse serve` on free loopback ports.

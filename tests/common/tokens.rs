@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gatehouse::config::{KeySource, ProviderSpec, Secret};
+use gatehouse::internals::{KeySource, ProviderSpec, Secret};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;

@@ -1,0 +1,16 @@
+//! The gatehouse binary on its own, without a proxy in front: the command
+//! line, logs, metrics, TLS, and checks of the test harness itself (token
+//! fixtures, the Better Auth issuer). One binary, so the crate is linked
+//! once.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod betterauth_issuer;
+mod cli;
+mod cli_verify;
+mod harness_smoke;
+mod logs;
+mod metrics;
+mod tls;
+mod verify_fixtures;
