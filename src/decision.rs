@@ -22,6 +22,7 @@ use crate::extract::{Credential, Extractor};
 use crate::identity::{Identity, RenderedHeaders};
 use crate::policy::{Captures, OrganizationCheck, normalize_path};
 use crate::session::SessionStore;
+use crate::store::Store;
 use crate::telemetry::{Fingerprint, Metrics};
 use crate::token_cache::{TokenCache, TokenKey};
 use crate::verify::{Verified, Verifier};
@@ -95,6 +96,29 @@ impl Decision {
     }
 }
 
+/// What outlives configuration generations: the shared store. `serve`
+/// makes one at start and hands it to every generation; `verify`, `demo`
+/// and the benchmarks run without it.
+#[derive(Debug, Clone, Default)]
+pub struct Shared {
+    /// `None` when no Redis URL is configured.
+    pub store: Option<Arc<Store>>,
+}
+
+impl Shared {
+    /// Connects lazily to the store `config` names (nothing is sent yet).
+    pub fn for_config(config: &Config, metrics: &Arc<Metrics>) -> Result<Shared, ConfigError> {
+        let store = match &config.redis {
+            Some(spec) => Some(Arc::new(
+                Store::new(spec, metrics.clone())
+                    .map_err(|m| ConfigError::new("redis.url_env", m))?,
+            )),
+            None => None,
+        };
+        Ok(Shared { store })
+    }
+}
+
 /// Everything one configuration generation needs to decide.
 #[derive(Debug)]
 pub struct Authorizer {
@@ -109,13 +133,24 @@ pub struct Authorizer {
     /// organizations): `session.postgres`.
     reads_tables: bool,
     metrics: Arc<Metrics>,
+    shared: Shared,
     shutdown: CancellationToken,
 }
 
 impl Authorizer {
-    /// Builds the authorizer for `config` without touching the network.
-    /// Call [`Authorizer::start`] to begin fetching keys.
+    /// Builds the authorizer for `config` without touching the network and
+    /// without a shared store. Call [`Authorizer::start`] to begin fetching
+    /// keys.
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Self, ConfigError> {
+        Self::with_shared(config, metrics, Shared::default())
+    }
+
+    /// [`Authorizer::new`] with the process's shared store.
+    pub fn with_shared(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        shared: Shared,
+    ) -> Result<Self, ConfigError> {
         let verifier = Verifier::new(&config.providers, metrics.clone())?;
         let sessions = match &config.session {
             Some(spec) => Some(SessionStore::new(spec)?),
@@ -141,8 +176,14 @@ impl Authorizer {
             reads_tables,
             metrics,
             config,
+            shared,
             shutdown: CancellationToken::new(),
         })
+    }
+
+    /// What this generation shares with the next one.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// Starts background key refresh (stopped by [`Authorizer::stop`] or drop).

@@ -22,6 +22,7 @@
 //! - `error`: the error table (docs/errors.md), the one status mapping.
 //! - `config`: file, env and flags → compiled config.
 //! - `state`: what both doors share (the hot-swapped authorizer, draining).
+//! - `store`: the shared Redis connection (deadline, circuit breaker).
 //! - `server`: listeners, shutdown drain, SIGHUP reload.
 //! - `tls`: TLS and mTLS on both listeners, re-read on reload.
 //! - `telemetry`: logs, fingerprints, metrics.
@@ -47,6 +48,7 @@ mod proxy_config;
 mod server;
 mod session;
 mod state;
+mod store;
 mod telemetry;
 mod tls;
 mod token_cache;
