@@ -20,7 +20,8 @@ use crate::config::{Access, Config, ConfigError};
 use crate::error::{AuthError, ForbiddenKind, InvalidKind, SessionKind};
 use crate::extract::{Credential, Extractor};
 use crate::identity::{Identity, RenderedHeaders};
-use crate::policy::{Captures, OrganizationCheck, normalize_path};
+use crate::policy::{Captures, OrganizationCheck, Rule, normalize_path};
+use crate::ratelimit::{Caller, RateLimiter};
 use crate::session::SessionStore;
 use crate::store::Store;
 use crate::telemetry::{Fingerprint, Metrics};
@@ -57,6 +58,9 @@ pub struct CheckInput {
     pub headers: HeaderMap,
     /// From `x-request-id` when the proxy sent one.
     pub request_id: Option<String>,
+    /// The client's address as the proxy described it (Envoy's source
+    /// peer; the last `X-Forwarded-For` entry, which the proxy added).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// An allowed request.
@@ -134,6 +138,7 @@ pub struct Authorizer {
     reads_tables: bool,
     metrics: Arc<Metrics>,
     shared: Shared,
+    rate_limiter: RateLimiter,
     shutdown: CancellationToken,
 }
 
@@ -165,7 +170,10 @@ impl Authorizer {
             config.session.as_ref().map(|s| &s.backend),
             Some(crate::config::SessionBackend::Postgres { .. })
         );
+        let rate_limiter =
+            RateLimiter::new(&config.rate_limits, shared.store.clone(), metrics.clone());
         Ok(Self {
+            rate_limiter,
             extractor: Extractor::new(&config.token_sources),
             token_cache: TokenCache::new(
                 crate::token_cache::budget(config.token_cache_max_bytes).0,
@@ -285,6 +293,7 @@ impl Authorizer {
 
         if rule.access == Access::Public {
             trace.anonymous_reason = "public";
+            self.limit(rule, None, input).await?;
             return self.anonymous();
         }
         let credential = self.extractor.extract(&input.headers, query)?;
@@ -292,6 +301,7 @@ impl Authorizer {
             return match rule.access {
                 Access::Optional => {
                     trace.anonymous_reason = "anonymous";
+                    self.limit(rule, None, input).await?;
                     self.anonymous()
                 }
                 _ => Err(AuthError::Missing),
@@ -327,17 +337,37 @@ impl Authorizer {
                     .identity_headers
                     .render_over(&headers, &joined)?,
             );
+            self.limit(rule, Some(&identity.claims), input).await?;
             return Ok(Allow {
                 headers,
                 identity: Some(identity),
                 token: None,
             });
         }
+        self.limit(rule, Some(&identity.claims), input).await?;
         Ok(Allow {
             headers,
             identity: Some(identity),
             token: cached,
         })
+    }
+
+    /// Spends from the rule's rate-limit policies: last, once everything
+    /// else allowed the request, so refusals cost no quota.
+    async fn limit(
+        &self,
+        rule: &Rule,
+        claims: Option<&serde_json::Map<String, Value>>,
+        input: &CheckInput,
+    ) -> Result<(), AuthError> {
+        if rule.rate_limit.is_empty() {
+            return Ok(());
+        }
+        let caller = Caller {
+            claims,
+            client_ip: input.client_ip,
+        };
+        Box::pin(self.rate_limiter.check(&rule.rate_limit, caller)).await
     }
 
     /// What Better Auth's tables say about an identified caller: a token

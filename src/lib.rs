@@ -17,6 +17,7 @@
 //! - `token_cache`, `verify`, `jwks`: verified-token cache, signature and
 //!   claims checks, key sets and their refresh.
 //! - `session`: Better Auth opaque sessions and its tables.
+//! - `ratelimit`: per-caller rate limits (GCRA in Redis, per-replica fallback).
 //! - `identity`: claims → identity headers to set and to remove.
 //! - `decision`: the `Authorizer` tying it together.
 //! - `error`: the error table (docs/errors.md), the one status mapping.
@@ -45,6 +46,7 @@ mod identity;
 mod jwks;
 mod policy;
 mod proxy_config;
+mod ratelimit;
 mod server;
 mod session;
 mod state;

@@ -136,6 +136,8 @@ pub struct Metrics {
     allowed: [Counter; 2],
     /// 1 while the shared store's circuit breaker is open.
     pub store_degraded: Gauge,
+    /// Rate-limit checks counted per replica because Redis was unavailable.
+    pub rate_limit_local: Counter,
     store_errors: Family<StoreErrorLabels, Counter>,
     store_duration: Family<StoreOpLabels, Histogram, fn() -> Histogram>,
 }
@@ -222,7 +224,14 @@ impl Metrics {
             Unit::Seconds,
             store_duration.clone(),
         );
+        let rate_limit_local = Counter::default();
+        registry.register(
+            "rate_limit_local",
+            "Rate-limit checks counted in this replica's memory because Redis was unavailable",
+            rate_limit_local.clone(),
+        );
         Self {
+            rate_limit_local,
             store_degraded,
             store_errors,
             store_duration,
