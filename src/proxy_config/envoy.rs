@@ -57,6 +57,42 @@ const DENY_HEADERS: [&str; 5] = [
     "x-gatehouse-message",
 ];
 
+/// The Check call's retry policy (`GrpcService.retry_policy` and
+/// `HttpService.retry_policy`): connection failures, resets and an
+/// unavailable replica are retried on another one, quickly.
+const RETRY: &str = r#"                          retry_on: connect-failure,refused-stream,reset,unavailable,cancelled
+                          num_retries: 2
+                          retry_back_off: { base_interval: 0.005s, max_interval: 0.05s }
+                          retry_host_predicate:
+                            - name: envoy.retry_host_predicates.previous_hosts
+                              typed_config:
+                                "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
+                          host_selection_retry_max_attempts: 3"#;
+
+/// [`RETRY`] for the HTTP check: only failures to get an answer (a 5xx
+/// from gatehouse is an answer, and is not retried).
+const RETRY_HTTP: &str = r#"                          retry_on: connect-failure,refused-stream,reset
+                          num_retries: 2
+                          retry_back_off: { base_interval: 0.005s, max_interval: 0.05s }
+                          retry_host_predicate:
+                            - name: envoy.retry_host_predicates.previous_hosts
+                              typed_config:
+                                "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
+                          host_selection_retry_max_attempts: 3"#;
+
+/// Passive ejection of a replica that fails between health checks.
+const OUTLIER: &str = r#"      # A replica that stops answering (killed, wedged, resetting) leaves
+      # the rotation on its own failures, before its next health check.
+      outlier_detection:
+        consecutive_5xx: 3
+        consecutive_gateway_failure: 2
+        consecutive_local_origin_failure: 2
+        split_external_local_origin_errors: true
+        interval: 1s
+        base_ejection_time: 5s
+        max_ejection_percent: 67
+"#;
+
 /// The body Envoy sends when it has no answer from gatehouse.
 const UNAVAILABLE_BODY: &str =
     r#"{"error":"authorizer_unavailable","message":"the authorization service is unavailable"}"#;
@@ -73,6 +109,13 @@ pub(super) fn render_grpc(w: &Wiring) -> String {
                         # check; a starved node still answers well within
                         # this, and clients are not held for long.
                         timeout: {CHECK_TIMEOUT}
+                        # A replica that went away mid-check (killed,
+                        # restarted, connection reset) costs a retry on
+                        # another replica, not a failed request. Checks
+                        # have no side effects worth fearing: a retried
+                        # check spends rate-limit quota at most twice.
+                        retry_policy:
+{RETRY}
                       # Fail closed: no answer (gatehouse down, slow or
                       # erroring) refuses the request with 503.
                       failure_mode_allow: false
@@ -118,7 +161,7 @@ pub(super) fn render_grpc(w: &Wiring) -> String {
           healthy_threshold: 1
           grpc_health_check:
             service_name: envoy.service.auth.v3.Authorization
-{dns_note}{tls}      load_assignment:
+{OUTLIER}{dns_note}{tls}      load_assignment:
         cluster_name: gatehouse
         endpoints:
           - lb_endpoints:
@@ -251,6 +294,10 @@ pub(super) fn render_http(w: &Wiring) -> String {
                           # A decision is a cache lookup or one signature
                           # check; clients are not held for long.
                           timeout: {CHECK_TIMEOUT}
+                        # A replica that went away mid-check costs a retry
+                        # on another replica, not a failed request.
+                        retry_policy:
+{RETRY_HTTP}
                         # Every check goes to /auth. (path_prefix would
                         # append the client's path: /auth/api/me.)
                         path_override: /auth
@@ -302,7 +349,7 @@ pub(super) fn render_http(w: &Wiring) -> String {
           healthy_threshold: 1
           http_health_check:
             path: /readyz
-{dns_note}{tls}      load_assignment:
+{OUTLIER}{dns_note}{tls}      load_assignment:
         cluster_name: gatehouse
         endpoints:
           - lb_endpoints:

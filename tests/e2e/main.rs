@@ -16,3 +16,4 @@ mod lifecycle_envoy;
 mod nginx;
 mod nginx_conf;
 mod proxies;
+mod ratelimit;
