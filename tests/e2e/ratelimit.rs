@@ -4,6 +4,8 @@
 //! goes away leaves per-replica limiting without a 5xx or a readiness
 //! change, and shared limiting comes back with it.
 
+#![allow(clippy::unwrap_used)]
+
 use crate::common;
 
 use std::collections::HashMap;
