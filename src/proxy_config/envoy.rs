@@ -61,28 +61,40 @@ const DENY_HEADERS: [&str; 5] = [
 /// `HttpService.retry_policy`): connection failures, resets and an
 /// unavailable replica are retried on another one, quickly.
 const RETRY: &str = r#"                          retry_on: connect-failure,refused-stream,reset,unavailable,cancelled
-                          num_retries: 2
+                          num_retries: 3
                           retry_back_off: { base_interval: 0.005s, max_interval: 0.05s }
                           retry_host_predicate:
                             - name: envoy.retry_host_predicates.previous_hosts
                               typed_config:
                                 "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
-                          host_selection_retry_max_attempts: 3"#;
+                          host_selection_retry_max_attempts: 20"#;
 
 /// [`RETRY`] for the HTTP check: only failures to get an answer (a 5xx
 /// from gatehouse is an answer, and is not retried).
 const RETRY_HTTP: &str = r#"                          retry_on: connect-failure,refused-stream,reset
-                          num_retries: 2
+                          num_retries: 3
                           retry_back_off: { base_interval: 0.005s, max_interval: 0.05s }
                           retry_host_predicate:
                             - name: envoy.retry_host_predicates.previous_hosts
                               typed_config:
                                 "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
-                          host_selection_retry_max_attempts: 3"#;
+                          host_selection_retry_max_attempts: 20"#;
 
-/// Passive ejection of a replica that fails between health checks.
+/// Passive ejection of a replica that fails between health checks, and
+/// panic routing only when no replica is healthy.
 const OUTLIER: &str = r#"      # A replica that stops answering (killed, wedged, resetting) leaves
       # the rotation on its own failures, before its next health check.
+      # Envoy's panic mode (routing to every address, healthy or not) starts
+      # only when no address is healthy: one survivor of three takes all
+      # the checks instead of sharing them with the dead.
+      common_lb_config:
+        healthy_panic_threshold: { value: 1 }
+      # Retries of checks are cheap and brief; Envoy's default of three
+      # retries in flight per cluster would refuse most of them at the
+      # moment a replica dies under load.
+      circuit_breakers:
+        thresholds:
+          - max_retries: 1024
       outlier_detection:
         consecutive_5xx: 3
         consecutive_gateway_failure: 2
@@ -113,7 +125,10 @@ pub(super) fn render_grpc(w: &Wiring) -> String {
                         # restarted, connection reset) costs a retry on
                         # another replica, not a failed request. Checks
                         # have no side effects worth fearing: a retried
-                        # check spends rate-limit quota at most twice.
+                        # check spends rate-limit quota at most once more.
+                        # Least-request balancing favours a dead replica
+                        # (it holds no requests), so a retry may draw
+                        # hosts many times to find one not yet tried.
                         retry_policy:
 {RETRY}
                       # Fail closed: no answer (gatehouse down, slow or
