@@ -324,6 +324,9 @@ pub(super) fn render_http(w: &Wiring) -> String {
                             - {{ key: {method_header}, value: "%REQ(:METHOD)%" }}
                             - {{ key: {uri_header}, value: "%REQ(:PATH)%" }}
                             - {{ key: X-Forwarded-Host, value: "%REQ(:AUTHORITY)%" }}
+                            # The client address (client_ip rate limits):
+                            # Envoy's own view of it, never the client's.
+                            - {{ key: X-Forwarded-For, value: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%" }}
                         authorization_response:
 {upstream_headers}                          # On a denial, gatehouse's status, JSON body and
                           # these headers reach the client.
@@ -798,6 +801,10 @@ mod tests {
                 ("X-Forwarded-Method".into(), "%REQ(:METHOD)%".into()),
                 ("X-Forwarded-Uri".into(), "%REQ(:PATH)%".into()),
                 ("X-Forwarded-Host".into(), "%REQ(:AUTHORITY)%".into()),
+                (
+                    "X-Forwarded-For".into(),
+                    "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%".into()
+                ),
             ]
         );
         assert_eq!(f["failure_mode_allow"], false);
