@@ -833,7 +833,12 @@ mod tests {
         .collect();
         assert_eq!(
             keys,
-            ["X-Original-Method", "X-Original-URI", "X-Forwarded-Host"]
+            [
+                "X-Original-Method",
+                "X-Original-URI",
+                "X-Forwarded-Host",
+                "X-Forwarded-For"
+            ]
         );
     }
 
