@@ -25,6 +25,7 @@
 //! - `server`: listeners, shutdown drain, SIGHUP reload.
 //! - `tls`: TLS and mTLS on both listeners, re-read on reload.
 //! - `telemetry`: logs, fingerprints, metrics.
+//! - `trail`: the last decisions' request descriptions (`/debug/decisions`).
 //! - `cli`, `demo`: the command line and the built-in issuer.
 //! - `proxy_config`: the proxy configurations `gatehouse proxy-config` prints.
 
@@ -50,6 +51,7 @@ mod state;
 mod telemetry;
 mod tls;
 mod token_cache;
+mod trail;
 mod verify;
 
 pub use cli::main;
