@@ -27,6 +27,7 @@
 //! - `telemetry`: logs, fingerprints, metrics.
 //! - `trail`: the last decisions' request descriptions (`/debug/decisions`).
 //! - `cli`, `demo`: the command line and the built-in issuer.
+//! - `doctor`: `gatehouse doctor`, which probes the proxy in front.
 //! - `proxy_config`: the proxy configurations `gatehouse proxy-config` prints.
 
 // Everything not re-exported is crate-private, so the compiler sees (and
@@ -37,6 +38,7 @@ mod cli;
 mod config;
 mod decision;
 mod demo;
+mod doctor;
 mod error;
 mod extract;
 mod grpc;
