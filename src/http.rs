@@ -83,16 +83,16 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request) -> Response<Body
     let authz = state.authorizer();
     let pinned = authz.config().request_headers;
     // The trail's extra reads happen only when it is on.
-    let trail = authz.config().trail.enabled.then(|| {
-        let id = single(&parts.headers, &X_REQUEST_ID).ok().flatten();
-        (family(&parts.headers, pinned), id.map(str::to_owned))
-    });
+    let trail = authz
+        .config()
+        .trail
+        .enabled
+        .then(|| TrailNote::of(&parts.headers, pinned));
     let input = match check_input(parts.headers, pinned) {
         Ok(input) => input,
         Err(e) => {
-            if let Some((family, id)) = &trail {
-                let asked = Asked::unusable(Door::Http, *family, id.as_deref());
-                state.trail.record(asked, None, Verdict::Deny(&e));
+            if let Some(note) = &trail {
+                state.trail.record(note.asked(), None, Verdict::Deny(&e));
             }
             authz
                 .metrics()
@@ -109,7 +109,7 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request) -> Response<Body
         }
     };
     let traced = authz.check_traced(&input).await;
-    if let Some((family, _)) = trail {
+    if let Some(TrailNote { family, .. }) = trail {
         let verdict = match &traced.decision {
             Decision::Allow(_) => Verdict::Allow(traced.reason),
             Decision::Deny(e) => Verdict::Deny(e),
@@ -121,6 +121,52 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request) -> Response<Body
     match traced.decision {
         Decision::Allow(allow) => allow_response(&allow.headers),
         Decision::Deny(e) => deny(&e),
+    }
+}
+
+/// What the decision trail keeps of an auth request whose description
+/// turns out unusable: the family and the first value of each description
+/// header, read before [`check_input`] takes the headers.
+struct TrailNote {
+    family: Option<&'static str>,
+    request_id: Option<String>,
+    method: Option<String>,
+    target: Option<String>,
+    host: Option<String>,
+}
+
+impl TrailNote {
+    fn of(headers: &HeaderMap, pinned: RequestHeaders) -> Self {
+        let family = family(headers, pinned);
+        let first = |name: &HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (method, target) = match family {
+            Some("original") => (first(&X_ORIGINAL_METHOD), first(&X_ORIGINAL_URI)),
+            Some("forwarded") => (first(&X_FORWARDED_METHOD), first(&X_FORWARDED_URI)),
+            _ => (None, None),
+        };
+        Self {
+            family,
+            request_id: first(&X_REQUEST_ID),
+            method,
+            target,
+            host: first(&X_FORWARDED_HOST).or_else(|| first(&HOST)),
+        }
+    }
+
+    fn asked(&self) -> Asked<'_> {
+        Asked {
+            door: Door::Http,
+            family: self.family,
+            request_id: self.request_id.as_deref(),
+            method: self.method.as_deref(),
+            target: self.target.as_deref(),
+            host: self.host.as_deref(),
+        }
     }
 }
 

@@ -187,32 +187,35 @@ pub(crate) fn run(opts: &Options) -> Report {
     }
 }
 
-/// The proxy, from what it answered: nginx and Caddy name themselves in
-/// `Server`, Envoy too (and its gRPC door shows in the trail); Traefik
-/// says nothing.
+/// The proxy, from what it answered: nginx and Envoy name themselves in
+/// `Server` (Envoy's gRPC door shows in the trail), Caddy in `Server` for
+/// its own answers and in `Via` for proxied ones; Traefik says nothing.
 fn guess_proxy(sent: &[Sent]) -> Option<Target> {
     let grpc = sent.iter().any(|s| {
         s.found
             .as_ref()
             .is_some_and(|f| f.decisions.iter().any(|d| d.door == "grpc"))
     });
-    let server = sent
-        .iter()
+    sent.iter()
         .filter_map(|s| s.answer.as_ref().ok())
-        .find_map(|a| a.header("server").map(str::to_ascii_lowercase))?;
-    if server.starts_with("nginx") || server.starts_with("openresty") {
-        Some(Target::Nginx)
-    } else if server.starts_with("caddy") {
-        Some(Target::Caddy)
-    } else if server.starts_with("envoy") || server.starts_with("istio-envoy") {
-        Some(if grpc {
-            Target::Envoy
-        } else {
-            Target::EnvoyHttp
+        .flat_map(|a| [a.header("server"), a.header("via")])
+        .flatten()
+        .find_map(|value| {
+            let v = value.to_ascii_lowercase();
+            if v.starts_with("nginx") || v.starts_with("openresty") {
+                Some(Target::Nginx)
+            } else if v.starts_with("caddy") || v.ends_with(" caddy") {
+                Some(Target::Caddy)
+            } else if v.starts_with("envoy") || v.starts_with("istio-envoy") {
+                Some(if grpc {
+                    Target::Envoy
+                } else {
+                    Target::EnvoyHttp
+                })
+            } else {
+                None
+            }
         })
-    } else {
-        None
-    }
 }
 
 /// Splits `path?query` into the path and `?query` (or "").
@@ -467,7 +470,8 @@ fn answer_of<'s>(sent: &'s [Sent], check: &str) -> Option<&'s Answer> {
 
 /// The checks that need only the answers.
 fn judge(opts: &Options, proxy: Option<Target>, sent: &[Sent]) -> Vec<Check> {
-    let baseline = answer_of(sent, "protected");
+    let protected = answer_of(sent, "protected");
+    let baseline = Baseline::of(protected);
     let mut checks = Vec::new();
     if opts.public.is_none() {
         checks.push(Check::skipped(
@@ -492,11 +496,16 @@ fn judge(opts: &Options, proxy: Option<Target>, sent: &[Sent]) -> Vec<Check> {
         let check = match &s.probe.kind {
             Kind::Public => judge_public(id, &what, a),
             Kind::Protected => judge_protected(id, &what, a, proxy),
-            Kind::Spoof(described) => judge_spoof(id, &what, a, baseline, described, proxy),
+            Kind::Spoof(described) => {
+                judge_spoof(id, &what, a, (baseline, protected), described, proxy)
+            }
             Kind::Duplicate => judge_duplicate(id, &what, a, baseline, opts.token.is_some(), proxy),
-            Kind::Trick => judge_trick(id, &what, a, opts, proxy),
+            Kind::Trick => judge_trick(id, &what, a, baseline, opts, proxy),
             Kind::Token => judge_token(id, &what, a, &opts.protected, proxy),
-            Kind::Identity => judge_identity(id, &what, a, opts, proxy),
+            Kind::Identity => {
+                let short = format!("{} {}", s.probe.req.method, s.probe.req.target);
+                judge_identity(id, &short, a, opts, proxy)
+            }
         };
         checks.push(check);
     }
@@ -552,11 +561,14 @@ fn judge_protected(id: &str, what: &str, a: &Answer, proxy: Option<Target>) -> C
         Some(Refusal::Gatehouse {
             challenge_only: false,
             ..
-        }) => Check::ok(id, format!("{what} refused by gatehouse: {}", a.describe())),
+        }) => Check::ok(
+            id,
+            format!("{what}: refused by gatehouse: {}", a.describe()),
+        ),
         Some(Refusal::Gatehouse { .. }) => Check::ok(
             id,
             format!(
-                "{what} refused by gatehouse: {} (the proxy passes gatehouse's challenge but not \
+                "{what}: refused by gatehouse: {} (the proxy passes gatehouse's challenge but not \
                  its JSON body or x-gatehouse-error)",
                 a.describe()
             ),
@@ -573,6 +585,34 @@ fn judge_protected(id: &str, what: &str, a: &Answer, proxy: Option<Target>) -> C
     }
 }
 
+/// How the protected path without a credential was answered: the
+/// baseline the other no-credential checks are read against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Baseline {
+    /// Refused by gatehouse, as it must be.
+    Refused,
+    /// Served without a credential (`protected` fails): nothing more
+    /// passing says anything.
+    Served,
+    /// Refused by something else, or not answered.
+    Other,
+}
+
+impl Baseline {
+    fn of(a: Option<&Answer>) -> Baseline {
+        match a.map(Answer::refusal) {
+            Some(None) => Baseline::Served,
+            Some(Some(Refusal::Gatehouse { .. })) => Baseline::Refused,
+            _ => Baseline::Other,
+        }
+    }
+}
+
+/// Why a no-credential check says nothing when the protected path
+/// itself is served.
+const SERVED_ANYWAY: &str =
+    "the protected path is served without a credential anyway: see `protected`";
+
 /// A client-sent description: refused by gatehouse as the baseline was,
 /// never let through, and never what turns the proxy's failure into a
 /// decision.
@@ -580,46 +620,51 @@ fn judge_spoof(
     id: &str,
     what: &str,
     a: &Answer,
-    baseline: Option<&Answer>,
+    baseline: (Baseline, Option<&Answer>),
     described: &[Described],
     proxy: Option<Target>,
 ) -> Check {
-    let names: Vec<&str> = described.iter().map(|d| d.name()).collect();
+    let names = described
+        .iter()
+        .map(|d| d.name())
+        .collect::<Vec<_>>()
+        .join(" and ");
     let fix = || fixes::client_described(proxy, described);
-    let baseline_refused = baseline.is_some_and(gatehouse_refused);
-    match a.refusal() {
-        None => Check::fail(
+    match (a.refusal(), baseline.0) {
+        (_, Baseline::Served) => Check::skipped(id, SERVED_ANYWAY),
+        (None, _) => Check::fail(
             id,
             format!(
-                "{what} was let through ({}): the client's {} decided what gatehouse judged",
-                a.status,
-                names.join(" and ")
+                "{what} was let through ({}): the client's {names} decided what gatehouse judged",
+                a.status
             ),
             fix(),
         ),
-        Some(Refusal::Gatehouse { .. }) if baseline_refused => {
-            Check::ok(id, format!("refused by gatehouse: {}", a.describe()))
-        }
-        Some(Refusal::Gatehouse { .. }) => Check::fail(
+        (Some(Refusal::Gatehouse { .. }), Baseline::Refused) => Check::ok(
+            id,
+            format!("{what}: refused by gatehouse: {}", a.describe()),
+        ),
+        (Some(Refusal::Gatehouse { .. }), Baseline::Other) => Check::fail(
             id,
             format!(
-                "{what} was judged by gatehouse ({}), while without {} the proxy answered {}: \
-                 the proxy does not set {} itself, so the client chooses it",
+                "{what} was judged by gatehouse ({}), while without {names} the proxy answered \
+                 {}: the proxy does not set {names} itself, so the client chooses what gatehouse \
+                 judges",
                 a.describe(),
-                names.join(" and "),
-                baseline.map_or_else(|| "nothing".to_owned(), Answer::describe),
-                names.join(" and ")
+                baseline
+                    .1
+                    .map_or_else(|| "nothing".to_owned(), Answer::describe),
             ),
             fix(),
         ),
-        Some(Refusal::Other { .. }) if !baseline_refused => Check::skipped(
+        (Some(Refusal::Other { .. }), Baseline::Other) => Check::skipped(
             id,
             format!(
                 "answered {}, as the protected path does without it: see `protected`",
                 a.describe()
             ),
         ),
-        Some(Refusal::Other { .. }) => Check::fail(
+        (Some(Refusal::Other { .. }), Baseline::Refused) => Check::fail(
             id,
             format!(
                 "{what} answered {} instead of gatehouse's refusal",
@@ -630,17 +675,20 @@ fn judge_spoof(
     }
 }
 
+/// Two `Authorization` headers must not pass: gatehouse refuses them, and
+/// a proxy that keeps one lets gatehouse and the application read
+/// different credentials. The proxy refusing them itself is fine.
 fn judge_duplicate(
     id: &str,
     what: &str,
     a: &Answer,
-    baseline: Option<&Answer>,
+    baseline: Baseline,
     with_token: bool,
     proxy: Option<Target>,
 ) -> Check {
-    let baseline_refused = baseline.is_some_and(gatehouse_refused);
-    match a.refusal() {
-        None => Check::fail(
+    match (a.refusal(), baseline) {
+        (None, Baseline::Served) if !with_token => Check::skipped(id, SERVED_ANYWAY),
+        (None, _) => Check::fail(
             id,
             format!(
                 "{what} was let through ({}){}: the proxy passed gatehouse one of the two, and \
@@ -658,25 +706,30 @@ fn judge_duplicate(
                 fixes::regenerate(proxy)
             ),
         ),
-        Some(Refusal::Gatehouse { .. }) => {
-            Check::ok(id, format!("refused by gatehouse: {}", a.describe()))
-        }
-        Some(Refusal::Other { .. }) if !baseline_refused => Check::skipped(
+        (Some(Refusal::Gatehouse { .. }), _) => Check::ok(
             id,
-            format!(
-                "answered {}, as the protected path does: see `protected`",
-                a.describe()
-            ),
+            format!("{what}: refused by gatehouse: {}", a.describe()),
         ),
-        Some(Refusal::Other { .. }) => {
-            Check::ok(id, format!("refused by the proxy: {}", a.describe()))
-        }
+        (Some(Refusal::Other { .. }), _) => Check::ok(
+            id,
+            format!("{what}: refused by the proxy: {}", a.describe()),
+        ),
     }
 }
 
 /// A path trick must not serve the protected path. The proxy may refuse
 /// it itself, or route it somewhere else (an echo upstream shows where).
-fn judge_trick(id: &str, what: &str, a: &Answer, opts: &Options, proxy: Option<Target>) -> Check {
+fn judge_trick(
+    id: &str,
+    what: &str,
+    a: &Answer,
+    baseline: Baseline,
+    opts: &Options,
+    proxy: Option<Target>,
+) -> Check {
+    if baseline == Baseline::Served {
+        return Check::skipped(id, SERVED_ANYWAY);
+    }
     match a.refusal() {
         Some(Refusal::Gatehouse { .. }) => {
             return Check::ok(
@@ -853,17 +906,24 @@ fn some_of(findings: &[String], max: usize) -> String {
     out
 }
 
-/// Findings and their fixes, one check.
+/// Findings and their fixes, one check. Findings of one kind are told
+/// once, with the first request that showed it and how many others did.
 #[derive(Debug, Default)]
 struct Findings {
-    found: Vec<String>,
+    /// (what was found, the first request that showed it, how many more).
+    found: Vec<(String, String, usize)>,
     fixes: Vec<String>,
 }
 
 impl Findings {
-    fn add(&mut self, finding: String, fix: String) {
-        if !self.found.contains(&finding) {
-            self.found.push(finding);
+    fn add(&mut self, finding: String, example: String, fix: String) {
+        match self.found.iter_mut().find(|(f, _, _)| *f == finding) {
+            Some((_, first, more)) => {
+                if *first != example {
+                    *more += 1;
+                }
+            }
+            None => self.found.push((finding, example, 0)),
         }
         if !self.fixes.contains(&fix) {
             self.fixes.push(fix);
@@ -872,10 +932,17 @@ impl Findings {
 
     fn check(self, id: &str, ok: String) -> Check {
         if self.found.is_empty() {
-            Check::ok(id, ok)
-        } else {
-            Check::fail(id, some_of(&self.found, 3), self.fixes.join(" | "))
+            return Check::ok(id, ok);
         }
+        let told: Vec<String> = self
+            .found
+            .iter()
+            .map(|(finding, first, more)| match more {
+                0 => format!("{finding}, for {first}"),
+                n => format!("{finding}, for {first} and {n} more"),
+            })
+            .collect();
+        Check::fail(id, some_of(&told, 3), self.fixes.join(" | "))
     }
 }
 
@@ -984,10 +1051,8 @@ fn judge_trail(
                         Described::OriginalMethod
                     };
                     method.add(
-                        format!(
-                            "gatehouse was asked about {what} without {} (missing_method)",
-                            h.name()
-                        ),
+                        format!("gatehouse was asked without {} (missing_method)", h.name()),
+                        what.clone(),
                         fixes::client_described(proxy, &[h]),
                     );
                 }
@@ -998,10 +1063,8 @@ fn judge_trail(
                         Described::OriginalUri
                     };
                     path.add(
-                        format!(
-                            "gatehouse was asked about {what} without {} (missing_uri)",
-                            h.name()
-                        ),
+                        format!("gatehouse was asked without {} (missing_uri)", h.name()),
+                        what.clone(),
                         fixes::client_described(proxy, &[h]),
                     );
                 }
@@ -1012,14 +1075,13 @@ fn judge_trail(
             {
                 match spoofed(&[Described::OriginalMethod, Described::ForwardedMethod], m) {
                     Some(h) => method.add(
-                        format!(
-                            "gatehouse judged {m}, the client's {}, for {what}",
-                            h.name()
-                        ),
+                        format!("gatehouse judged {m}, the client's {}", h.name()),
+                        what.clone(),
                         fixes::client_described(proxy, &[h]),
                     ),
                     None => method.add(
-                        format!("gatehouse judged {m} for {what}"),
+                        format!("gatehouse judged {m}"),
+                        what.clone(),
                         format!(
                             "describe the request with the method the proxy received; {}",
                             fixes::regenerate(proxy)
@@ -1041,20 +1103,21 @@ fn judge_trail(
                         && normalize_path(p).ok() != normalize_path(&up).ok()
                     {
                         path.add(
-                            format!(
-                                "gatehouse judged {p}, while the upstream received {up}, for {what}"
-                            ),
+                            format!("gatehouse judged {p}, while the upstream received {up}"),
+                            what.clone(),
                             fixes::path_trick(proxy),
                         );
                     }
                 } else if p != sent_path {
                     match spoofed(&[Described::OriginalUri, Described::ForwardedUri], p) {
                         Some(h) => path.add(
-                            format!("gatehouse judged {p}, the client's {}, for {what}", h.name()),
+                            format!("gatehouse judged {p}, the client's {}", h.name()),
+                            what.clone(),
                             fixes::client_described(proxy, &[h]),
                         ),
                         None => path.add(
-                            format!("gatehouse was asked about {p} for {what}: the proxy rewrote the path before asking"),
+                            format!("gatehouse was asked about {p}: the proxy rewrote the path before asking"),
+                            what.clone(),
                             format!(
                                 "ask gatehouse about the path the application receives (nginx `$request_uri`, \
                                  Envoy `%REQ(:PATH)%`); {}",
@@ -1068,16 +1131,18 @@ fn judge_trail(
                 let judged = host_only(h);
                 if spoofed(&[Described::ForwardedHost], &judged).is_some() {
                     host.add(
-                        format!("gatehouse judged host {judged}, the client's X-Forwarded-Host, for {what}"),
+                        format!("gatehouse judged host {judged}, the client's X-Forwarded-Host"),
+                        what.clone(),
                         fixes::client_described(proxy, &[Described::ForwardedHost]),
                     );
                 } else if judged != opts.origin.host {
                     host.add(
                         format!(
-                            "gatehouse was asked about host {judged} for a request to {}: rules with \
-                             `hosts` would match the wrong name",
+                            "gatehouse was asked about host {judged}, not {}: rules with `hosts` \
+                             would match the wrong name",
                             opts.origin.host
                         ),
+                        what.clone(),
                         fixes::client_described(proxy, &[Described::ForwardedHost]),
                     );
                 }

@@ -198,7 +198,7 @@ impl Answer {
                 ..
             }) => format!("{status} {code}"),
             Some(Refusal::Gatehouse { status, .. }) => {
-                format!("{status} (gatehouse's challenge, without its JSON body)")
+                format!("{status} with gatehouse's challenge but not its JSON body")
             }
             Some(Refusal::Other { status }) => {
                 let server = self
