@@ -277,8 +277,10 @@ pub(crate) fn public_refused(by_gatehouse: bool) -> String {
          <path> }` with `access: public`, or pass a path that is public with --public"
             .to_owned()
     } else {
-        "the proxy or the application did not serve it: check that the upstream answers this \
-         path, or pass a path that is public with --public"
+        "the proxy did not pass it on: when gatehouse refuses how the proxy describes requests \
+         (nginx then answers 500), the protected path fails the same way (see `protected` and the \
+         trail checks); otherwise check that the application serves this path, or pass one that \
+         is public with --public"
             .to_owned()
     }
 }

@@ -77,6 +77,12 @@ impl Options {
     }
 }
 
+/// A header as sent: name and value.
+type Header = (String, String);
+
+/// Description headers a probe sends, with the value each points at.
+type Spoofed = Vec<(Described, String)>;
+
 /// What a probe is for, which decides how its answer is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
@@ -103,7 +109,7 @@ struct Probe {
     request_id: String,
     /// A description header's value that points elsewhere (the public
     /// path, `OPTIONS`, a spoofed host), to recognize it in the trail.
-    spoofed: Vec<(Described, String)>,
+    spoofed: Spoofed,
 }
 
 /// A probe and what came back.
@@ -233,8 +239,8 @@ fn probes(opts: &Options, run_id: &str) -> Vec<Probe> {
                     kind: Kind,
                     method: &'static str,
                     target: &str,
-                    headers: Vec<(String, String)>,
-                    spoofed: Vec<(Described, String)>| {
+                    headers: Vec<Header>,
+                    spoofed: Spoofed| {
         n += 1;
         let request_id = format!("gatehouse-doctor-{run_id}-{n:02}");
         let mut all = vec![("X-Request-Id".to_owned(), request_id.clone())];
@@ -275,7 +281,7 @@ fn probes(opts: &Options, run_id: &str) -> Vec<Probe> {
     ));
 
     // Client-sent descriptions of another request.
-    let mut spoofs: Vec<(&str, Vec<(Described, String)>, Vec<(String, String)>)> = Vec::new();
+    let mut spoofs: Vec<(&str, Spoofed, Vec<Header>)> = Vec::new();
     if let Some(public) = &opts.public {
         spoofs.push((
             "spoof.x-original-uri",
@@ -985,15 +991,27 @@ fn judge_trail(
     }
 
     // Asked at all.
-    let never: Vec<String> = sent
-        .iter()
-        .filter(|s| passed(s) && s.found.as_ref().is_some_and(|f| f.decisions.is_empty()))
-        .map(|s| {
-            let status = s.answer.as_ref().map_or(0, |a| a.status);
-            format!(
-                "{} {} answered {status}",
-                s.probe.req.method, s.probe.req.target
-            )
+    // Requests the proxy let through without a decision, by request line.
+    let mut never: Vec<(String, u16, usize)> = Vec::new();
+    for s in sent {
+        if !passed(s) || !s.found.as_ref().is_some_and(|f| f.decisions.is_empty()) {
+            continue;
+        }
+        let line = format!("{} {}", s.probe.req.method, s.probe.req.target);
+        let status = s.answer.as_ref().map_or(0, |a| a.status);
+        match never
+            .iter_mut()
+            .find(|(l, st, _)| *l == line && *st == status)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => never.push((line, status, 1)),
+        }
+    }
+    let never: Vec<String> = never
+        .into_iter()
+        .map(|(line, status, n)| match n {
+            1 => format!("{line}, which the proxy answered {status}"),
+            n => format!("{line}, which the proxy answered {status} ({n} requests)"),
         })
         .collect();
     let unrecorded = sent

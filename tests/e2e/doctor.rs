@@ -416,7 +416,7 @@ fn doctor_finds_the_nginx_return_trap_with_the_trail() {
     let asked = out.line("trail.asked");
     assert!(
         asked.contains(&format!(
-            "gatehouse was never asked about GET {PROTECTED} answered 200"
+            "gatehouse was never asked about GET {PROTECTED}, which the proxy answered 200"
         )),
         "{asked}"
     );
