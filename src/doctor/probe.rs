@@ -293,12 +293,43 @@ pub(crate) fn send(origin: &Origin, req: &Request) -> Result<Answer, ProbeError>
     stream
         .write_all(request_bytes(origin, req).as_bytes())
         .map_err(io_err)?;
+    // Read until the connection closes or the answer is complete (a
+    // proxy may keep the connection open despite `Connection: close`).
     let mut raw = Vec::new();
-    stream
-        .take(MAX_ANSWER as u64)
-        .read_to_end(&mut raw)
-        .map_err(io_err)?;
+    let mut buf = [0u8; 8192];
+    while raw.len() < MAX_ANSWER && !complete(&raw) {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(e)),
+        }
+    }
     parse_answer(&raw).ok_or_else(|| ProbeError::NotHttp { addr: addr.clone() })
+}
+
+/// Whether `raw` holds a whole answer whose end its headers announce
+/// (`Content-Length`, or the last chunk); an answer without either ends
+/// when the connection closes.
+pub(crate) fn complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(raw.get(..split).unwrap_or_default()).to_ascii_lowercase();
+    let body = raw.get(split + 4..).unwrap_or_default();
+    let header = |name: &str| {
+        head.split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    match header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        Some(n) => body.len() >= n,
+        None => false,
+    }
 }
 
 /// The request as written on the wire.

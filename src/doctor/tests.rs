@@ -115,6 +115,56 @@ fn answers_are_parsed_with_or_without_chunks() {
 }
 
 #[test]
+fn an_answer_is_complete_when_its_headers_say_so() {
+    use super::probe::complete;
+    assert!(!complete(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n"));
+    assert!(!complete(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbod"
+    ));
+    assert!(complete(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nbody"
+    ));
+    assert!(complete(
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(!complete(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
+    ));
+    assert!(complete(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    ));
+    assert!(!complete(b"HTTP/1.0 200 OK\r\n\r\nuntil close"));
+}
+
+/// A server that answers with a length and keeps the connection open:
+/// doctor does not wait for it to close.
+#[test]
+fn a_kept_open_connection_does_not_hold_doctor() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let keep = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = stream.read(&mut buf).unwrap();
+        stream
+            .write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno")
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    });
+    let started = std::time::Instant::now();
+    let origin = Origin::parse(&format!("http://{addr}")).unwrap();
+    let req = Request {
+        method: "GET",
+        target: "/".into(),
+        headers: Vec::new(),
+    };
+    let a = super::probe::send(&origin, &req).unwrap();
+    assert_eq!((a.status, a.body.as_str()), (401, "no"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    keep.join().unwrap();
+}
+
+#[test]
 fn only_gatehouse_refusals_count() {
     // x-gatehouse-error, or gatehouse's JSON (nginx's printed pages rebuild it).
     assert_eq!(
