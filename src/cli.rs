@@ -280,11 +280,11 @@ fn doctor(args: DoctorArgs, env: &Env) -> ExitCode {
         proxy,
     };
     let report = run(&opts);
-    let written = write_stdout(&crate::doctor::render(&report, args.format));
+    let written = write_stdout(&report.render(args.format));
     if written != ExitCode::SUCCESS {
         return written;
     }
-    ExitCode::from(crate::doctor::exit_code(&report))
+    ExitCode::from(report.exit_code())
 }
 
 fn config_error(e: &ConfigError) -> ExitCode {

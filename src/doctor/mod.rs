@@ -1187,15 +1187,5 @@ fn judge_trail(
     ]
 }
 
-/// What `gatehouse doctor` exits with, after printing the report.
-pub(crate) fn exit_code(report: &Report) -> u8 {
-    report.exit_code()
-}
-
-/// Renders the report.
-pub(crate) fn render(report: &Report, format: Format) -> String {
-    report.render(format)
-}
-
 #[cfg(test)]
 mod tests;
