@@ -484,6 +484,14 @@ fn judge(opts: &Options, proxy: Option<Target>, sent: &[Sent]) -> Vec<Check> {
             "public",
             "no --public path: the checks that point a description at a public path need one",
         ));
+        for id in [
+            "spoof.x-original-uri",
+            "spoof.x-original-uri+method",
+            "spoof.x-forwarded-uri",
+            "spoof.x-forwarded-uri+method",
+        ] {
+            checks.push(Check::skipped(id, "no --public path to point it at"));
+        }
     }
     for s in sent {
         let id = s.probe.check.as_str();

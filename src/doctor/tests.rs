@@ -366,6 +366,17 @@ fn without_public_path_token_or_echo_fewer_probes_go_out() {
         "/gatehouse-doctor/../1/23"
     );
     assert!(checks.contains(&"spoof.preflight-original"));
+    // What was not sent is reported as skipped, with why.
+    let report = judge(&o, None, &[]);
+    for id in [
+        "public",
+        "spoof.x-original-uri",
+        "spoof.x-forwarded-uri+method",
+        "token",
+        "identity",
+    ] {
+        assert_eq!(find(&report, id).status, Status::Skipped, "{id}");
+    }
 }
 
 fn sent(check: &str, a: Answer) -> Sent {
