@@ -53,6 +53,14 @@ LABELS = {
 }
 
 
+REDIS_LABELS = {
+    ("redis", "rl_off"): "warm gatehouse, no rate limit (connected to Redis)",
+    ("redis", "rl_on"): "**warm gatehouse, one rate-limit policy (`key: [sub]`) on every path**",
+    ("redis_rate", "rl_off_half"): "no rate limit, paced at half its peak",
+    ("redis_rate", "rl_on_half"): "**one policy, paced at the same rate**",
+}
+
+
 def num(value):
     try:
         return float(value)
@@ -380,6 +388,43 @@ def render(run_dirs):
         out.append("")
 
     # Goals from the issues, computed from this run.
+    redis_rows = [k for k in s if k[0] in ("redis", "redis_rate")]
+    script = None
+    for run_dir in run_dirs:
+        rows_file = run_dir / "redis_script.tsv"
+        if rows_file.exists():
+            parsed = tsv(rows_file)
+            script = parsed[-1] if parsed else script
+    if redis_rows:
+        off = rps("redis", "rl_off")
+        out.append(
+            "### Rate limits (direct gRPC `Check`, Redis at 127.0.0.1:6379, the same warm gatehouse "
+            "with and without one policy on every path)"
+        )
+        out.append("")
+        body = []
+        for key in redis_rows:
+            v = s[key]
+            body.append([
+                REDIS_LABELS.get(key, key[1]),
+                fmt_int(v["rps"]) + spread(v),
+                ratio(v["rps"], off) if key[0] == "redis" else "–",
+                fmt_us(v["p50"]),
+                fmt_us(v["p99"]),
+                fmt_cpu(v["authz_cpu"]),
+                v["non_ok"],
+            ])
+        out.append(table(["setup", "calls/s", "÷ no policy", "p50", "p99", "gatehouse CPU µs/call", "not OK"],
+                         body))
+        out.append("")
+        if script is not None:
+            out.append(
+                f"The rate-limit script itself (gatehouse's `gatehouse_store_duration_seconds{{op=\"rate_limit\"}}` "
+                f"over the paced runs, {fmt_int(num(script.get('observations')))} calls, interpolated within "
+                f"its buckets): p50 {fmt_us(num(script.get('p50_us')))}, p99 {fmt_us(num(script.get('p99_us')))}."
+            )
+            out.append("")
+
     out.append("### Goals")
     out.append("")
     g = []
@@ -442,6 +487,10 @@ def render(run_dirs):
         if v["authz_cpu"] is not None and jwt["authz_cpu"] is not None:
             g.append([f"warm session ({name}) gatehouse CPU/req ≤ 1.1× warm JWT", ratio(v["authz_cpu"], jwt["authz_cpu"]),
                       goal(v["authz_cpu"] <= 1.1 * jwt["authz_cpu"])])
+    rl_on, rl_off = rps("redis", "rl_on"), rps("redis", "rl_off")
+    if rl_on is not None and rl_off is not None:
+        g.append(["one rate-limit policy on ≥ 0.85× off (one Redis round trip per call)", ratio(rl_on, rl_off),
+                  goal(rl_on >= 0.85 * rl_off)])
     idle = [num(r["requests"]) for r in memory if r["round"] == "1"]
     if idle:
         g.append(["idle RSS < 30 MiB", f"{max(idle) / 1024:.1f} MiB", goal(max(idle) < 30 * 1024)])

@@ -185,6 +185,7 @@ fn check_input(token: &str) -> CheckInput {
         host: Some("app.bench".into()),
         headers,
         request_id: Some("bench-request".into()),
+        client_ip: None,
     }
 }
 

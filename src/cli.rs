@@ -435,6 +435,7 @@ fn verify(args: VerifyArgs, env: Env) -> ExitCode {
                         host: None,
                         headers,
                         request_id: None,
+                        client_ip: None,
                     })
                     .await
             }

@@ -20,8 +20,10 @@ use crate::config::{Access, Config, ConfigError};
 use crate::error::{AuthError, ForbiddenKind, InvalidKind, SessionKind};
 use crate::extract::{Credential, Extractor};
 use crate::identity::{Identity, RenderedHeaders};
-use crate::policy::{Captures, OrganizationCheck, normalize_path};
+use crate::policy::{Captures, OrganizationCheck, Rule, normalize_path};
+use crate::ratelimit::{Caller, RateLimiter};
 use crate::session::SessionStore;
+use crate::store::Store;
 use crate::telemetry::{Fingerprint, Metrics};
 use crate::token_cache::{TokenCache, TokenKey};
 use crate::verify::{Verified, Verifier};
@@ -56,6 +58,9 @@ pub struct CheckInput {
     pub headers: HeaderMap,
     /// From `x-request-id` when the proxy sent one.
     pub request_id: Option<String>,
+    /// The client's address as the proxy described it (Envoy's source
+    /// peer; the last `X-Forwarded-For` entry, which the proxy added).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// An allowed request.
@@ -106,6 +111,29 @@ impl Decision {
     }
 }
 
+/// What outlives configuration generations: the shared store. `serve`
+/// makes one at start and hands it to every generation; `verify`, `demo`
+/// and the benchmarks run without it.
+#[derive(Debug, Clone, Default)]
+pub struct Shared {
+    /// `None` when no Redis URL is configured.
+    pub store: Option<Arc<Store>>,
+}
+
+impl Shared {
+    /// Connects lazily to the store `config` names (nothing is sent yet).
+    pub fn for_config(config: &Config, metrics: &Arc<Metrics>) -> Result<Shared, ConfigError> {
+        let store = match &config.redis {
+            Some(spec) => Some(Arc::new(
+                Store::new(spec, metrics.clone())
+                    .map_err(|m| ConfigError::new("redis.url_env", m))?,
+            )),
+            None => None,
+        };
+        Ok(Shared { store })
+    }
+}
+
 /// Everything one configuration generation needs to decide.
 #[derive(Debug)]
 pub struct Authorizer {
@@ -120,13 +148,25 @@ pub struct Authorizer {
     /// organizations): `session.postgres`.
     reads_tables: bool,
     metrics: Arc<Metrics>,
+    shared: Shared,
+    rate_limiter: RateLimiter,
     shutdown: CancellationToken,
 }
 
 impl Authorizer {
-    /// Builds the authorizer for `config` without touching the network.
-    /// Call [`Authorizer::start`] to begin fetching keys.
+    /// Builds the authorizer for `config` without touching the network and
+    /// without a shared store. Call [`Authorizer::start`] to begin fetching
+    /// keys.
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Self, ConfigError> {
+        Self::with_shared(config, metrics, Shared::default())
+    }
+
+    /// [`Authorizer::new`] with the process's shared store.
+    pub fn with_shared(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        shared: Shared,
+    ) -> Result<Self, ConfigError> {
         let verifier = Verifier::new(&config.providers, metrics.clone())?;
         let sessions = match &config.session {
             Some(spec) => Some(SessionStore::new(spec)?),
@@ -141,7 +181,10 @@ impl Authorizer {
             config.session.as_ref().map(|s| &s.backend),
             Some(crate::config::SessionBackend::Postgres { .. })
         );
+        let rate_limiter =
+            RateLimiter::new(&config.rate_limits, shared.store.clone(), metrics.clone());
         Ok(Self {
+            rate_limiter,
             extractor: Extractor::new(&config.token_sources),
             token_cache: TokenCache::new(
                 crate::token_cache::budget(config.token_cache_max_bytes).0,
@@ -152,8 +195,14 @@ impl Authorizer {
             reads_tables,
             metrics,
             config,
+            shared,
             shutdown: CancellationToken::new(),
         })
+    }
+
+    /// What this generation shares with the next one.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// Starts background key refresh (stopped by [`Authorizer::stop`] or drop).
@@ -265,6 +314,7 @@ impl Authorizer {
 
         if rule.access == Access::Public {
             trace.anonymous_reason = "public";
+            self.limit(rule, None, input).await?;
             return self.anonymous();
         }
         let credential = self.extractor.extract(&input.headers, query)?;
@@ -272,6 +322,7 @@ impl Authorizer {
             return match rule.access {
                 Access::Optional => {
                     trace.anonymous_reason = "anonymous";
+                    self.limit(rule, None, input).await?;
                     self.anonymous()
                 }
                 _ => Err(AuthError::Missing),
@@ -307,17 +358,37 @@ impl Authorizer {
                     .identity_headers
                     .render_over(&headers, &joined)?,
             );
+            self.limit(rule, Some(&identity.claims), input).await?;
             return Ok(Allow {
                 headers,
                 identity: Some(identity),
                 token: None,
             });
         }
+        self.limit(rule, Some(&identity.claims), input).await?;
         Ok(Allow {
             headers,
             identity: Some(identity),
             token: cached,
         })
+    }
+
+    /// Spends from the rule's rate-limit policies: last, once everything
+    /// else allowed the request, so refusals cost no quota.
+    async fn limit(
+        &self,
+        rule: &Rule,
+        claims: Option<&serde_json::Map<String, Value>>,
+        input: &CheckInput,
+    ) -> Result<(), AuthError> {
+        if rule.rate_limit.is_empty() {
+            return Ok(());
+        }
+        let caller = Caller {
+            claims,
+            client_ip: input.client_ip,
+        };
+        Box::pin(self.rate_limiter.check(&rule.rate_limit, caller)).await
     }
 
     /// What Better Auth's tables say about an identified caller: a token

@@ -344,6 +344,7 @@ fn input_for(case: &DemoCase) -> CheckInput {
         host: None,
         headers,
         request_id: None,
+        client_ip: None,
     }
 }
 

@@ -33,6 +33,12 @@ pub enum ErrorCode {
     SessionUnavailable,
     /// The proxy sent a path that cannot be matched safely.
     BadRequest,
+    /// The credential, its subject or its session was revoked.
+    TokenRevoked,
+    /// A rate-limit policy refused the caller for now.
+    RateLimited,
+    /// The rate-limit store is down and `on_store_error: deny`.
+    RateLimitUnavailable,
 }
 
 impl ErrorCode {
@@ -48,6 +54,9 @@ impl ErrorCode {
             Self::JwksUnavailable => "jwks_unavailable",
             Self::SessionUnavailable => "session_unavailable",
             Self::BadRequest => "bad_request",
+            Self::TokenRevoked => "token_revoked",
+            Self::RateLimited => "rate_limited",
+            Self::RateLimitUnavailable => "rate_limit_unavailable",
         }
     }
 
@@ -58,10 +67,12 @@ impl ErrorCode {
             | Self::TokenMalformed
             | Self::TokenExpired
             | Self::TokenInvalid
-            | Self::SessionInvalid => 401,
+            | Self::SessionInvalid
+            | Self::TokenRevoked => 401,
             Self::Forbidden => 403,
-            Self::JwksUnavailable | Self::SessionUnavailable => 503,
+            Self::JwksUnavailable | Self::SessionUnavailable | Self::RateLimitUnavailable => 503,
             Self::BadRequest => 400,
+            Self::RateLimited => 429,
         }
     }
 
@@ -74,13 +85,16 @@ impl ErrorCode {
             | Self::TokenMalformed
             | Self::TokenExpired
             | Self::TokenInvalid
-            | Self::SessionInvalid => 16,
+            | Self::SessionInvalid
+            | Self::TokenRevoked => 16,
             // PERMISSION_DENIED
             Self::Forbidden => 7,
             // UNAVAILABLE
-            Self::JwksUnavailable | Self::SessionUnavailable => 14,
+            Self::JwksUnavailable | Self::SessionUnavailable | Self::RateLimitUnavailable => 14,
             // INVALID_ARGUMENT
             Self::BadRequest => 3,
+            // RESOURCE_EXHAUSTED
+            Self::RateLimited => 8,
         }
     }
 
@@ -96,6 +110,9 @@ impl ErrorCode {
             Self::JwksUnavailable => "signing keys are unavailable",
             Self::SessionUnavailable => "the session store is unavailable",
             Self::BadRequest => "the request cannot be authorized safely",
+            Self::TokenRevoked => "the credential has been revoked",
+            Self::RateLimited => "too many requests: retry after the time Retry-After gives",
+            Self::RateLimitUnavailable => "the rate-limit store is unavailable",
         }
     }
 }
@@ -190,6 +207,34 @@ pub enum ForbiddenKind {
     OrganizationRole,
 }
 
+/// What a revocation matched (→ `token_revoked`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RevokedKind {
+    #[error("every token of this subject was revoked")]
+    Subject,
+    #[error("this subject's tokens issued before a time were revoked")]
+    SubjectBefore,
+    #[error("this token (jti) was revoked")]
+    TokenId,
+    #[error("this session was revoked")]
+    Session,
+}
+
+/// A rate-limit refusal: which policy, and when to come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitDenial {
+    /// The policy's name.
+    pub policy: std::sync::Arc<str>,
+    /// Requests the policy admits at once (its burst).
+    pub quota: u64,
+    /// The policy's period, in seconds (at least 1).
+    pub window_secs: u64,
+    /// Whole seconds until one more request would be admitted (at least 1).
+    pub retry_after_secs: u64,
+    /// Whole seconds until the full quota is back.
+    pub reset_secs: u64,
+}
+
 /// The header family a proxy used (or should have used) to describe the
 /// original request to the HTTP door.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,6 +301,12 @@ pub enum AuthError {
     SessionUnavailable,
     #[error("{0}")]
     BadRequest(BadRequestKind),
+    #[error("{0}")]
+    Revoked(RevokedKind),
+    #[error("rate limit {} exceeded", .0.policy)]
+    RateLimited(Box<RateLimitDenial>),
+    #[error("rate-limit store unavailable")]
+    RateLimitUnavailable,
 }
 
 impl AuthError {
@@ -271,6 +322,9 @@ impl AuthError {
             Self::JwksUnavailable(_) => ErrorCode::JwksUnavailable,
             Self::SessionUnavailable => ErrorCode::SessionUnavailable,
             Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::Revoked(_) => ErrorCode::TokenRevoked,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::RateLimitUnavailable => ErrorCode::RateLimitUnavailable,
         }
     }
 
@@ -334,6 +388,14 @@ impl AuthError {
                 BadRequestKind::BadPercentEncoding => "bad_percent_encoding",
                 BadRequestKind::AboveRoot => "above_root",
             },
+            Self::Revoked(k) => match k {
+                RevokedKind::Subject => "revoked_subject",
+                RevokedKind::SubjectBefore => "revoked_subject_before",
+                RevokedKind::TokenId => "revoked_jti",
+                RevokedKind::Session => "revoked_session",
+            },
+            Self::RateLimited(_) => "rate_limited",
+            Self::RateLimitUnavailable => "rate_limit_unavailable",
         }
     }
 
@@ -397,6 +459,9 @@ impl AuthError {
         {
             headers.push((WWW_AUTHENTICATE, value));
         }
+        if let Self::RateLimited(d) = self {
+            headers.extend(d.headers());
+        }
         DenyResponse {
             status: StatusCode::from_u16(self.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -406,6 +471,45 @@ impl AuthError {
         }
     }
 }
+
+impl RateLimitDenial {
+    /// `Retry-After`, and the IETF `RateLimit` / `RateLimit-Policy` fields
+    /// (`"per-user";r=0;t=12` and `"per-user";q=100;w=60`).
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let mut out = Vec::with_capacity(3);
+        let name = sanitize_policy_name(&self.policy);
+        for (header, value) in [
+            (RETRY_AFTER, self.retry_after_secs.max(1).to_string()),
+            (
+                RATELIMIT_HEADER,
+                format!("\"{name}\";r=0;t={}", self.reset_secs.max(1)),
+            ),
+            (
+                RATELIMIT_POLICY_HEADER,
+                format!("\"{name}\";q={};w={}", self.quota, self.window_secs.max(1)),
+            ),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                out.push((header, value));
+            }
+        }
+        out
+    }
+}
+
+/// A policy name as a structured-field string: config names are letters,
+/// digits, `-` and `_` already; anything else is dropped.
+fn sanitize_policy_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+pub(crate) const RETRY_AFTER: HeaderName = http::header::RETRY_AFTER;
+
+/// The IETF rate-limit fields (draft-ietf-httpapi-ratelimit-headers).
+pub(crate) const RATELIMIT_HEADER: HeaderName = HeaderName::from_static("ratelimit");
+pub(crate) const RATELIMIT_POLICY_HEADER: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// Response header naming the error code of a deny, for proxies that
 /// render their own error page (nginx reads it with `auth_request_set`).

@@ -56,6 +56,10 @@ const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-meth
 const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 /// Every proxy: the host the client asked for.
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// The status a deny really has, when the proxy cannot carry it (nginx).
+pub(crate) const STATUS_HEADER: HeaderName = HeaderName::from_static("x-gatehouse-status");
+/// Every proxy appends the address it received the request from.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// Correlates the decision's log event with the proxy's access log.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -88,8 +92,8 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request) -> Response<Body
         .trail
         .enabled
         .then(|| TrailNote::of(&parts.headers, pinned));
-    let input = match check_input(parts.headers, pinned) {
-        Ok(input) => input,
+    let (input, family) = match check_input(parts.headers, pinned) {
+        Ok(described) => described,
         Err(e) => {
             if let Some(note) = &trail {
                 state.trail.record(note.asked(), None, Verdict::Deny(&e));
@@ -109,17 +113,26 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request) -> Response<Body
         }
     };
     let traced = authz.check_traced(&input).await;
-    if let Some(TrailNote { family, .. }) = trail {
+    if let Some(note) = &trail {
         let verdict = match &traced.decision {
             Decision::Allow(_) => Verdict::Allow(traced.reason),
             Decision::Deny(e) => Verdict::Deny(e),
         };
-        state
-            .trail
-            .record(Asked::of(&input, family), traced.rule, verdict);
+        let asked = Asked::of(&input, note.family);
+        state.trail.record(asked, traced.rule, verdict);
     }
     match traced.decision {
         Decision::Allow(allow) => allow_response(&allow.headers),
+        // nginx's auth_request turns any status but 2xx, 401 and 403 into
+        // its own 500: a 429 travels as a 403 marked with the real status,
+        // which the printed nginx configuration restores.
+        Decision::Deny(e) if family == Family::Original && e.http_status() == 429 => {
+            let mut resp = deny(&e);
+            *resp.status_mut() = StatusCode::FORBIDDEN;
+            resp.headers_mut()
+                .insert(STATUS_HEADER, HeaderValue::from_static("429"));
+            resp
+        }
         Decision::Deny(e) => deny(&e),
     }
 }
@@ -137,7 +150,7 @@ struct TrailNote {
 
 impl TrailNote {
     fn of(headers: &HeaderMap, pinned: RequestHeaders) -> Self {
-        let family = family(headers, pinned);
+        let family = family_name(headers, pinned);
         let first = |name: &HeaderName| {
             headers
                 .get(name)
@@ -172,7 +185,7 @@ impl TrailNote {
 
 /// The header family an auth request used, as the decision trail names it:
 /// the pinned one, else the one present (`both` when both are).
-fn family(headers: &HeaderMap, pinned: RequestHeaders) -> Option<&'static str> {
+fn family_name(headers: &HeaderMap, pinned: RequestHeaders) -> Option<&'static str> {
     let original = described(headers, &X_ORIGINAL_METHOD, &X_ORIGINAL_URI);
     let forwarded = described(headers, &X_FORWARDED_METHOD, &X_FORWARDED_URI);
     match (pinned, original, forwarded) {
@@ -263,7 +276,13 @@ fn allow_response(rendered: &RenderedHeaders) -> Response<Body> {
 ///
 /// The credential headers (`authorization`, `cookie`, …) are the auth
 /// request's own: nginx, Traefik and Caddy copy the client's headers onto it.
-fn check_input(headers: HeaderMap, family: RequestHeaders) -> Result<CheckInput, AuthError> {
+///
+/// The client address is the last `X-Forwarded-For` entry: the one the
+/// proxy in front appended, whatever the client sent before it.
+fn check_input(
+    headers: HeaderMap,
+    family: RequestHeaders,
+) -> Result<(CheckInput, Family), AuthError> {
     let original = described(&headers, &X_ORIGINAL_METHOD, &X_ORIGINAL_URI);
     let forwarded = described(&headers, &X_FORWARDED_METHOD, &X_FORWARDED_URI);
     let (family, method_name, uri_name) = match family {
@@ -292,14 +311,31 @@ fn check_input(headers: HeaderMap, family: RequestHeaders) -> Result<CheckInput,
     let request_id = single(&headers, &X_REQUEST_ID)?.filter(|r| !r.is_empty());
     let (method, path) = (method.to_owned(), path.to_owned());
     let (host, request_id) = (host.map(str::to_owned), request_id.map(str::to_owned));
-    Ok(CheckInput {
+    let client_ip = last_forwarded_for(&headers);
+    let input = CheckInput {
         door: Door::Http,
         method,
         path,
         host,
         headers,
         request_id,
-    })
+        client_ip,
+    };
+    Ok((input, family))
+}
+
+/// The last address of the last `X-Forwarded-For` header, if it parses.
+fn last_forwarded_for(headers: &HeaderMap) -> Option<std::net::IpAddr> {
+    let value = headers.get_all(&X_FORWARDED_FOR).iter().next_back()?;
+    let last = value.to_str().ok()?.rsplit(',').next()?.trim();
+    // `[v6]:port` and `v4:port` appear behind some proxies.
+    if let Ok(addr) = last.parse::<std::net::SocketAddr>() {
+        return Some(addr.ip());
+    }
+    last.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// Whether any header of a family arrived.
@@ -422,7 +458,8 @@ mod tests {
             ]),
             AUTO,
         )
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(input.door, Door::Http);
         assert_eq!(input.method, "DELETE");
         assert_eq!(input.path, "/a?b=c");
@@ -440,7 +477,8 @@ mod tests {
             ]),
             AUTO,
         )
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(input.method, "PUT");
         assert_eq!(input.path, "/x");
         assert_eq!(input.host.as_deref(), Some("app.test"));
@@ -479,9 +517,9 @@ mod tests {
                 ("x-forwarded-uri", "/api/me"),
             ])
         };
-        let fwd = check_input(both(), RequestHeaders::Forwarded).unwrap();
+        let fwd = check_input(both(), RequestHeaders::Forwarded).unwrap().0;
         assert_eq!((fwd.method.as_str(), fwd.path.as_str()), ("GET", "/api/me"));
-        let orig = check_input(both(), RequestHeaders::Original).unwrap();
+        let orig = check_input(both(), RequestHeaders::Original).unwrap().0;
         assert_eq!(
             (orig.method.as_str(), orig.path.as_str()),
             ("OPTIONS", "/public")

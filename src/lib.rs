@@ -17,11 +17,13 @@
 //! - `token_cache`, `verify`, `jwks`: verified-token cache, signature and
 //!   claims checks, key sets and their refresh.
 //! - `session`: Better Auth opaque sessions and its tables.
+//! - `ratelimit`: per-caller rate limits (GCRA in Redis, per-replica fallback).
 //! - `identity`: claims → identity headers to set and to remove.
 //! - `decision`: the `Authorizer` tying it together.
 //! - `error`: the error table (docs/errors.md), the one status mapping.
 //! - `config`: file, env and flags → compiled config.
 //! - `state`: what both doors share (the hot-swapped authorizer, draining).
+//! - `store`: the shared Redis connection (deadline, circuit breaker).
 //! - `server`: listeners, shutdown drain, SIGHUP reload.
 //! - `tls`: TLS and mTLS on both listeners, re-read on reload.
 //! - `telemetry`: logs, fingerprints, metrics.
@@ -47,9 +49,11 @@ mod identity;
 mod jwks;
 mod policy;
 mod proxy_config;
+mod ratelimit;
 mod server;
 mod session;
 mod state;
+mod store;
 mod telemetry;
 mod tls;
 mod token_cache;

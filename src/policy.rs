@@ -46,6 +46,10 @@ pub struct Rule {
     path_claims: Vec<(String, String)>,
     /// `organization`: membership in the organization a parameter names.
     pub organization: Option<OrganizationCheck>,
+    /// `rate_limit`: the policies' names as written, then their indices in
+    /// `rate_limits.policies` ([`RuleSet::bind_rate_limits`]).
+    rate_limit_names: Vec<String>,
+    pub rate_limit: Vec<usize>,
 }
 
 /// A rule's `organization` requirement.
@@ -159,6 +163,33 @@ impl RuleSet {
         })
     }
 
+    /// Resolves every rule's `rate_limit` names against the policies
+    /// (sorted by name); an unknown name is an error naming the rule.
+    pub(crate) fn bind_rate_limits(&mut self, policies: &[&str]) -> Result<(), ConfigError> {
+        for rule in &mut self.rules {
+            let index = rule.index.unwrap_or_default();
+            let mut bound = Vec::with_capacity(rule.rate_limit_names.len());
+            for (j, name) in rule.rate_limit_names.iter().enumerate() {
+                let Some(at) = policies.iter().position(|p| p == name) else {
+                    let known = if policies.is_empty() {
+                        "none is defined: add it under rate_limits.policies".to_owned()
+                    } else {
+                        format!("defined: {}", policies.join(", "))
+                    };
+                    return Err(ConfigError::new(
+                        format!("rules[{index}].rate_limit[{j}]"),
+                        format!("unknown rate-limit policy {name:?} ({known})"),
+                    ));
+                };
+                if !bound.contains(&at) {
+                    bound.push(at);
+                }
+            }
+            rule.rate_limit = bound;
+        }
+        Ok(())
+    }
+
     /// Number of configured rules.
     pub fn len(&self) -> usize {
         self.rules.len()
@@ -224,6 +255,8 @@ impl Rule {
             claims: Vec::new(),
             path_claims: Vec::new(),
             organization: None,
+            rate_limit_names: Vec::new(),
+            rate_limit: Vec::new(),
         }
     }
 
@@ -529,6 +562,8 @@ fn compile_rule(i: usize, raw: &RawRule) -> Result<Rule, ConfigError> {
         claims,
         path_claims,
         organization,
+        rate_limit_names: raw.rate_limit.clone(),
+        rate_limit: Vec::new(),
     })
 }
 

@@ -34,7 +34,7 @@ use tokio_util::task::TaskTracker;
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::{Config, ConfigError};
-use crate::decision::Authorizer;
+use crate::decision::{Authorizer, Shared};
 use crate::grpc::wire::WholeWrites;
 use crate::grpc::{AuthzService, HealthPublisher};
 use crate::state::AppState;
@@ -131,7 +131,16 @@ pub(crate) async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let grpc = bind(config.grpc_addr).await?;
     let http = bind(config.http_addr).await?;
     let metrics = Arc::new(Metrics::new());
-    let authz = Authorizer::new(Arc::new(config), metrics)?;
+    let shared = Shared::for_config(&config, &metrics)?;
+    match &shared.store {
+        Some(store) => tracing::info!(
+            redis.url_env = store.url_env(),
+            redis.timeout_ms = store.timeout().as_millis() as u64,
+            "shared store: Redis (connected on first use)"
+        ),
+        None => tracing::info!("shared store: none (no Redis URL configured)"),
+    }
+    let authz = Authorizer::with_shared(Arc::new(config), metrics, shared)?;
     authz.start();
     let state = AppState::new(authz, opts.demo_jwks);
     state.tls.store(tls);
@@ -251,7 +260,23 @@ async fn swap_in(
     if config.tls.is_some() != serving_tls {
         tracing::warn!("turning TLS on or off takes effect at the next restart");
     }
-    let next = Authorizer::new(Arc::new(config), current.metrics().clone())?;
+    if config
+        .redis
+        .as_ref()
+        .map(|r| (&r.url.0, r.timeout, &r.key_prefix))
+        != current
+            .config()
+            .redis
+            .as_ref()
+            .map(|r| (&r.url.0, r.timeout, &r.key_prefix))
+    {
+        tracing::warn!("redis settings changed; they take effect at the next restart");
+    }
+    let next = Authorizer::with_shared(
+        Arc::new(config),
+        current.metrics().clone(),
+        current.shared().clone(),
+    )?;
     next.start();
     if !next.verifier().wait_ready(RELOAD_KEY_TIMEOUT).await {
         next.stop();

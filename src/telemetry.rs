@@ -86,6 +86,17 @@ pub struct CacheLabels {
     pub result: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct StoreOpLabels {
+    pub op: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct StoreErrorLabels {
+    pub op: &'static str,
+    pub kind: &'static str,
+}
+
 /// A remote provider's key age at the moment of a scrape: now minus its
 /// last successful fetch.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +134,12 @@ pub struct Metrics {
     /// created at zero. The `cli` door (`gatehouse verify`) gets its
     /// series only when it decides, so a server never shows one.
     allowed: [Counter; 2],
+    /// 1 while the shared store's circuit breaker is open.
+    pub store_degraded: Gauge,
+    /// Rate-limit checks counted per replica because Redis was unavailable.
+    pub rate_limit_local: Counter,
+    store_errors: Family<StoreErrorLabels, Counter>,
+    store_duration: Family<StoreOpLabels, Histogram, fn() -> Histogram>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -183,7 +200,41 @@ impl Metrics {
                 })
                 .clone()
         });
+        let store_degraded = Gauge::default();
+        registry.register(
+            "store_degraded",
+            "1 while the shared store (Redis) is not asked after repeated failures",
+            store_degraded.clone(),
+        );
+        let store_errors = Family::<StoreErrorLabels, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Failed shared-store (Redis) operations by operation and kind",
+            store_errors.clone(),
+        );
+        let store_duration =
+            Family::<StoreOpLabels, Histogram, fn() -> Histogram>::new_with_constructor(|| {
+                Histogram::new([
+                    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+                ])
+            });
+        registry.register_with_unit(
+            "store_duration",
+            "Shared-store (Redis) operation latency by operation",
+            Unit::Seconds,
+            store_duration.clone(),
+        );
+        let rate_limit_local = Counter::default();
+        registry.register(
+            "rate_limit_local",
+            "Rate-limit checks counted in this replica's memory because Redis was unavailable",
+            rate_limit_local.clone(),
+        );
         Self {
+            rate_limit_local,
+            store_degraded,
+            store_errors,
+            store_duration,
             registry,
             decisions,
             verify_duration,
@@ -216,6 +267,20 @@ impl Metrics {
                     .inc();
             }
         }
+    }
+
+    /// Counts one failed store operation.
+    pub(crate) fn count_store_error(&self, op: &'static str, kind: &'static str) {
+        self.store_errors
+            .get_or_create(&StoreErrorLabels { op, kind })
+            .inc();
+    }
+
+    /// Records one store operation's latency.
+    pub(crate) fn observe_store(&self, op: &'static str, seconds: f64) {
+        self.store_duration
+            .get_or_create(&StoreOpLabels { op })
+            .observe(seconds);
     }
 
     /// A remote provider's fetch counters (`success`, `failure`), created

@@ -19,12 +19,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{
-    Access, RawConfig, RawHttp, RawLog, RawPostgres, RawProvider, RawSession, RawTokenCache,
-    RawTokenSource, RequestHeaders,
+    Access, RawAdmin, RawConfig, RawHttp, RawLog, RawPolicy, RawPostgres, RawProvider,
+    RawRateLimits, RawRedis, RawRevocation, RawSession, RawTls, RawTokenCache, RawTokenSource,
+    RequestHeaders,
 };
 use super::{
-    Alg, Config, ConfigError, KeySource, LogFormat, ProviderSpec, Secret, SessionBackend,
-    SessionSpec, TlsSpec, TokenSource,
+    AdminSpec, Alg, Config, ConfigError, KeyPart, KeySource, LogFormat, ProviderSpec,
+    RateLimitSpec, RatePolicy, Secret, SessionBackend, SessionSpec, StoreSpec, TlsSpec,
+    TokenSource,
 };
 use crate::identity::IdentityHeaders;
 use crate::policy::RuleSet;
@@ -67,6 +69,14 @@ pub(crate) const DEFAULT_POSTGRES_MAX_CONNECTIONS: usize = 8;
 pub(crate) const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
 pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 pub(crate) const DEFAULT_TOKEN_CACHE_MAX_MEMORY: &str = "64MiB";
+pub(crate) const DEFAULT_REDIS_URL_ENV: &str = "REDIS_URL";
+pub(crate) const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(25);
+pub(crate) const DEFAULT_REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_BREAKER_FAILURES: u32 = 5;
+pub(crate) const DEFAULT_BREAKER_COOLDOWN: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_KEY_PREFIX: &str = "gatehouse:";
+pub(crate) const DEFAULT_REVOCATION_RETENTION: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9002";
 
 /// A snapshot of environment variables.
 ///
@@ -462,7 +472,28 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
     }
     let default_access = *eff.default_access.get_or_insert(Access::Authenticated);
     let allow_cors_preflight = *eff.allow_cors_preflight.get_or_insert(true);
-    let rules = RuleSet::compile(&eff.rules, default_access, allow_cors_preflight)?;
+    let mut rules = RuleSet::compile(&eff.rules, default_access, allow_cors_preflight)?;
+
+    // Shared store, rate limits, revocations, admin API.
+    let redis = compile_redis(eff.redis.get_or_insert_with(RawRedis::default), env)?;
+    let rate_limits = compile_rate_limits(
+        eff.rate_limits.get_or_insert_with(RawRateLimits::default),
+        redis.as_ref(),
+    )?;
+    let names: Vec<&str> = rate_limits.policies.iter().map(|p| &*p.name).collect();
+    rules.bind_rate_limits(&names)?;
+    let revocation_retention = *eff
+        .revocation
+        .get_or_insert_with(RawRevocation::default)
+        .retention
+        .get_or_insert(DEFAULT_REVOCATION_RETENTION);
+    if revocation_retention.is_zero() {
+        return Err(ConfigError::new(
+            "revocation.retention",
+            "must be longer than zero",
+        ));
+    }
+    let admin = compile_admin(eff.admin.get_or_insert_with(RawAdmin::default))?;
 
     // Session.
     let session = match eff.session.as_mut() {
@@ -522,18 +553,7 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
 
     // TLS.
     let tls = match &eff.tls {
-        Some(t) => {
-            check_file(&t.cert_file).map_err(|m| ConfigError::new("tls.cert_file", m))?;
-            check_file(&t.key_file).map_err(|m| ConfigError::new("tls.key_file", m))?;
-            if let Some(ca) = &t.client_ca_file {
-                check_file(ca).map_err(|m| ConfigError::new("tls.client_ca_file", m))?;
-            }
-            Some(TlsSpec {
-                cert_file: t.cert_file.clone(),
-                key_file: t.key_file.clone(),
-                client_ca_file: t.client_ca_file.clone(),
-            })
-        }
+        Some(t) => Some(compile_tls(t, "tls")?),
         None => None,
     };
 
@@ -568,6 +588,195 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
         tls,
         log_filter,
         log_format,
+        redis,
+        rate_limits,
+        revocation_retention,
+        admin,
+    })
+}
+
+/// `redis`: defaults filled in; `None` when the URL variable is unset.
+fn compile_redis(r: &mut RawRedis, env: &Env) -> Result<Option<StoreSpec>, ConfigError> {
+    let url_env = r
+        .url_env
+        .get_or_insert_with(|| DEFAULT_REDIS_URL_ENV.to_owned())
+        .clone();
+    let timeout = *r.timeout.get_or_insert(DEFAULT_REDIS_TIMEOUT);
+    let connect_timeout = *r
+        .connect_timeout
+        .get_or_insert(DEFAULT_REDIS_CONNECT_TIMEOUT);
+    let breaker_failures = *r.breaker_failures.get_or_insert(DEFAULT_BREAKER_FAILURES);
+    let breaker_cooldown = *r.breaker_cooldown.get_or_insert(DEFAULT_BREAKER_COOLDOWN);
+    let key_prefix = r
+        .key_prefix
+        .get_or_insert_with(|| DEFAULT_KEY_PREFIX.to_owned())
+        .clone();
+    for (key, d) in [
+        ("redis.timeout", timeout),
+        ("redis.connect_timeout", connect_timeout),
+        ("redis.breaker_cooldown", breaker_cooldown),
+    ] {
+        if d.is_zero() {
+            return Err(ConfigError::new(key, "must be longer than zero"));
+        }
+    }
+    if breaker_failures == 0 {
+        return Err(ConfigError::new(
+            "redis.breaker_failures",
+            "must be at least 1",
+        ));
+    }
+    let Some(url) = env.get(&url_env) else {
+        return Ok(None);
+    };
+    let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
+        .iter()
+        .any(|s| url.starts_with(s));
+    if !scheme_ok {
+        return Err(ConfigError::new(
+            "redis.url_env",
+            format!("{url_env} must be a redis:// or rediss:// URL"),
+        ));
+    }
+    Ok(Some(StoreSpec {
+        url: Secret(url.as_bytes().to_vec()),
+        url_env,
+        timeout,
+        connect_timeout,
+        breaker_failures,
+        breaker_cooldown,
+        key_prefix,
+    }))
+}
+
+/// `rate_limits`: policies sorted by name, burst defaulted to the count.
+fn compile_rate_limits(
+    r: &mut RawRateLimits,
+    redis: Option<&StoreSpec>,
+) -> Result<RateLimitSpec, ConfigError> {
+    let on_store_error = *r.on_store_error.get_or_insert_default();
+    let mut policies = Vec::with_capacity(r.policies.len());
+    for (name, p) in &mut r.policies {
+        policies.push(compile_policy(name, p)?);
+    }
+    if !policies.is_empty() && redis.is_none() {
+        return Err(ConfigError::new(
+            "rate_limits",
+            "rate limits are shared through Redis: set REDIS_URL (or the variable \
+             redis.url_env names) to a redis:// or rediss:// URL",
+        ));
+    }
+    Ok(RateLimitSpec {
+        on_store_error,
+        policies,
+    })
+}
+
+fn compile_policy(name: &str, p: &mut RawPolicy) -> Result<RatePolicy, ConfigError> {
+    let key = |k: &str| format!("rate_limits.policies.{name}.{k}");
+    let valid_name = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid_name {
+        return Err(ConfigError::new(
+            format!("rate_limits.policies.{name}"),
+            "a policy name is letters, digits, '-' and '_'",
+        ));
+    }
+    if p.key.is_empty() {
+        return Err(ConfigError::new(
+            key("key"),
+            "names what counts as one caller, e.g. [sub] or [client_ip]",
+        ));
+    }
+    let mut parts = Vec::with_capacity(p.key.len());
+    for (i, part) in p.key.iter().enumerate() {
+        let part = match part.as_str() {
+            "client_ip" => KeyPart::ClientIp,
+            "api_key_id" => {
+                return Err(ConfigError::new(
+                    format!("{}[{i}]", key("key")),
+                    "api_key_id needs API keys, which this version does not verify; \
+                     use a claim such as sub",
+                ));
+            }
+            "" => {
+                return Err(ConfigError::new(
+                    format!("{}[{i}]", key("key")),
+                    "an empty key part; name a claim or client_ip",
+                ));
+            }
+            claim => KeyPart::Claim(claim.to_owned()),
+        };
+        parts.push(part);
+    }
+    let (count, period) = parse_rate(&p.rate).map_err(|m| ConfigError::new(key("rate"), m))?;
+    let burst = *p.burst.get_or_insert(count);
+    if burst == 0 {
+        return Err(ConfigError::new(key("burst"), "must be at least 1"));
+    }
+    Ok(RatePolicy {
+        name: std::sync::Arc::from(name),
+        key: parts,
+        count,
+        period,
+        burst,
+    })
+}
+
+/// `COUNT/PERIOD`: `600/1m`, `10/s`, `5000/1h`, `100/10s`.
+pub(crate) fn parse_rate(s: &str) -> Result<(u64, Duration), String> {
+    let usage = || format!("{s:?} is not COUNT/PERIOD, e.g. 600/1m, 10/s or 5000/1h");
+    let (count, period) = s.trim().split_once('/').ok_or_else(usage)?;
+    let count: u64 = count.trim().parse().map_err(|_| usage())?;
+    if count == 0 || count > u64::from(u32::MAX) {
+        return Err(format!("{s:?}: COUNT must be between 1 and {}", u32::MAX));
+    }
+    let period = period.trim();
+    let unit_only = matches!(period, "ms" | "s" | "m" | "h" | "d");
+    let period = if unit_only {
+        format!("1{period}")
+    } else {
+        period.to_owned()
+    };
+    let period = humantime::parse_duration(&period).map_err(|_| usage())?;
+    if period < Duration::from_millis(1) {
+        return Err(format!("{s:?}: PERIOD must be at least 1ms"));
+    }
+    if period > Duration::from_secs(7 * 24 * 3600) {
+        return Err(format!("{s:?}: PERIOD must be at most 7 days"));
+    }
+    if period.as_nanos() / u128::from(count) == 0 {
+        return Err(format!("{s:?}: more than one request per nanosecond"));
+    }
+    Ok((count, period))
+}
+
+/// `admin`: loopback by default.
+fn compile_admin(a: &mut RawAdmin) -> Result<AdminSpec, ConfigError> {
+    let addr = a
+        .addr
+        .get_or_insert_with(|| DEFAULT_ADMIN_ADDR.to_owned())
+        .clone();
+    let addr = parse_addr(&addr).map_err(|m| ConfigError::new("admin.addr", m))?;
+    let tls = match &a.tls {
+        Some(t) => Some(compile_tls(t, "admin.tls")?),
+        None => None,
+    };
+    Ok(AdminSpec { addr, tls })
+}
+
+fn compile_tls(t: &RawTls, key: &str) -> Result<TlsSpec, ConfigError> {
+    check_file(&t.cert_file).map_err(|m| ConfigError::new(format!("{key}.cert_file"), m))?;
+    check_file(&t.key_file).map_err(|m| ConfigError::new(format!("{key}.key_file"), m))?;
+    if let Some(ca) = &t.client_ca_file {
+        check_file(ca).map_err(|m| ConfigError::new(format!("{key}.client_ca_file"), m))?;
+    }
+    Ok(TlsSpec {
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        client_ca_file: t.client_ca_file.clone(),
     })
 }
 

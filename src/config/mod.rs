@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub(crate) use load::{Env, LoadOptions};
-pub(crate) use raw::{Access, RawConfig, RequestHeaders};
+pub(crate) use raw::{Access, OnStoreError, RawConfig, RequestHeaders};
 
 /// A configuration error, carrying the key path it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -205,6 +205,62 @@ pub struct TlsSpec {
     pub client_ca_file: Option<String>,
 }
 
+/// The shared store (`redis`), present when its URL variable is set.
+#[derive(Debug, Clone)]
+pub struct StoreSpec {
+    pub url: Secret,
+    /// The variable the URL came from, for messages.
+    pub url_env: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
+    pub key_prefix: String,
+}
+
+/// What identifies one caller to a rate-limit policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPart {
+    /// A claim of the verified identity (`sub`, `org_id`, any claim).
+    Claim(String),
+    /// The client address, as the proxy described it.
+    ClientIp,
+}
+
+/// One compiled rate-limit policy (GCRA).
+#[derive(Debug, Clone)]
+pub struct RatePolicy {
+    pub name: std::sync::Arc<str>,
+    pub key: Vec<KeyPart>,
+    /// Requests per `period` sustained.
+    pub count: u64,
+    pub period: Duration,
+    /// Requests admitted at once.
+    pub burst: u64,
+}
+
+impl RatePolicy {
+    /// Time one request costs: `period / count`.
+    pub fn emission_interval(&self) -> Duration {
+        self.period / u32::try_from(self.count).unwrap_or(u32::MAX)
+    }
+}
+
+/// `rate_limits`, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct RateLimitSpec {
+    pub on_store_error: OnStoreError,
+    /// In name order; rules refer to them by index.
+    pub policies: Vec<RatePolicy>,
+}
+
+/// `admin`, compiled.
+#[derive(Debug, Clone)]
+pub struct AdminSpec {
+    pub addr: SocketAddr,
+    pub tls: Option<TlsSpec>,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -238,6 +294,12 @@ pub struct Config {
     pub tls: Option<TlsSpec>,
     pub log_filter: String,
     pub log_format: LogFormat,
+    /// `None`: no shared store (the URL variable is unset).
+    pub redis: Option<StoreSpec>,
+    pub rate_limits: RateLimitSpec,
+    /// How long a revocation is kept when no `max_lifetime` bounds it.
+    pub revocation_retention: Duration,
+    pub admin: AdminSpec,
 }
 
 #[cfg(test)]

@@ -61,6 +61,18 @@ pub struct RawConfig {
     pub tls: Option<RawTls>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<RawLog>,
+    /// The shared store (rate limits, revocations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RawRedis>,
+    /// Named rate-limit policies that rules apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RawRateLimits>,
+    /// How long revocations are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<RawRevocation>,
+    /// The admin gRPC API (revocations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<RawAdmin>,
 }
 
 /// One token issuer (`providers[]`).
@@ -219,6 +231,9 @@ pub struct RawRule {
     /// Membership in the Better Auth organization a path parameter names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<RawOrganization>,
+    /// Names of `rate_limits.policies` this rule applies, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limit: Vec<String>,
 }
 
 /// `organization: { param: org_id, roles: [owner, admin] }`.
@@ -359,4 +374,107 @@ pub struct RawLog {
     pub level: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+}
+
+/// The shared store.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// Env var holding the URL (default `REDIS_URL`); `rediss://` is TLS.
+    /// Unset or empty: no shared store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
+    /// Deadline of one command on the request path (default 25ms).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// Deadline of one connection attempt (default 1s).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connect_timeout: Option<Duration>,
+    /// Consecutive failures that open the circuit breaker (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_failures: Option<u32>,
+    /// How long an open breaker waits before probing again, jittered by up
+    /// to a quarter either way (default 2s).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub breaker_cooldown: Option<Duration>,
+    /// Prefix of every key gatehouse writes (default `gatehouse:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+}
+
+/// `rate_limits`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimits {
+    /// What a request meets while the store is unreachable (default `local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_store_error: Option<OnStoreError>,
+    /// name → policy.
+    #[serde(default)]
+    pub policies: BTreeMap<String, RawPolicy>,
+}
+
+/// One rate-limit policy: `{ key: [sub], rate: 600/1m, burst: 100 }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// What counts as one caller: claim names, `client_ip`, `api_key_id`.
+    pub key: Vec<String>,
+    /// Sustained rate: `COUNT/PERIOD`, e.g. `600/1m`, `10/s`, `5000/1h`.
+    pub rate: String,
+    /// Requests admitted at once above the sustained rate (default: the
+    /// rate's COUNT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
+}
+
+/// What rate limiting does while the store cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStoreError {
+    /// The same policies, counted per replica in memory.
+    #[default]
+    Local,
+    /// No limiting.
+    Allow,
+    /// 503 `rate_limit_unavailable`.
+    Deny,
+}
+
+/// `revocation`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRevocation {
+    /// How long an entry is kept when no provider bounds the lifetime of
+    /// the tokens it matches (`max_lifetime`); default 24h.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retention: Option<Duration>,
+}
+
+/// `admin`: the admin gRPC API.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Listener (default `127.0.0.1:9002`, loopback only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    /// TLS for the admin listener; with `client_ca_file`, mTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RawTls>,
 }

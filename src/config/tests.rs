@@ -684,3 +684,139 @@ fn check_config_prints_every_default_and_reads_back_the_same() {
     let again = load(&shown, env).unwrap();
     assert_eq!(gatehouse::cli::render_check_config(&again), shown);
 }
+
+#[test]
+fn redis_is_off_without_its_url_and_on_with_it() {
+    let c = load(ONE_PROVIDER, Env::default()).unwrap();
+    assert!(c.redis.is_none());
+    let printed = c.to_yaml();
+    assert!(printed.contains("url_env: REDIS_URL"), "{printed}");
+    assert!(printed.contains("timeout: 25ms"), "{printed}");
+    let c = load(
+        ONE_PROVIDER,
+        Env::default().with("REDIS_URL", "rediss://cache.internal:6380/0"),
+    )
+    .unwrap();
+    let r = c.redis.unwrap();
+    assert_eq!(r.timeout, Duration::from_millis(25));
+    assert_eq!(r.breaker_failures, 5);
+    assert_eq!(r.key_prefix, "gatehouse:");
+    assert!(format!("{:?}", r.url).contains("redacted"));
+    let e = err(
+        ONE_PROVIDER,
+        Env::default().with("REDIS_URL", "http://cache:6379"),
+    );
+    assert_eq!(e.key, "redis.url_env");
+    assert!(e.message.contains("REDIS_URL"), "{e}");
+    let own = format!("{ONE_PROVIDER}redis: {{ url_env: CACHE_URL, timeout: 10ms }}\n");
+    let c = load(&own, Env::default().with("CACHE_URL", "redis://c:6379")).unwrap();
+    assert_eq!(c.redis.unwrap().timeout, Duration::from_millis(10));
+    let e = err(
+        &format!("{ONE_PROVIDER}redis: {{ timeout: 0s }}\n"),
+        Env::default(),
+    );
+    assert_eq!(e.key, "redis.timeout");
+}
+
+#[test]
+fn rate_limit_policies_compile_and_rules_name_them() {
+    let yaml = format!(
+        "{ONE_PROVIDER}rate_limits:
+  on_store_error: deny
+  policies:
+    per-user: {{ key: [sub], rate: 600/1m, burst: 100 }}
+    per-ip: {{ key: [client_ip], rate: 10/s }}
+rules:
+  - match: {{ path_prefix: /api }}
+    rate_limit: [per-user, per-ip]
+"
+    );
+    let c = load(&yaml, Env::default().with("REDIS_URL", "redis://r:6379")).unwrap();
+    let names: Vec<&str> = c.rate_limits.policies.iter().map(|p| &*p.name).collect();
+    assert_eq!(names, ["per-ip", "per-user"], "sorted by name");
+    let user = &c.rate_limits.policies[1];
+    assert_eq!(user.count, 600);
+    assert_eq!(user.period, Duration::from_secs(60));
+    assert_eq!(user.burst, 100);
+    assert_eq!(user.emission_interval(), Duration::from_millis(100));
+    assert_eq!(
+        c.rate_limits.policies[0].burst, 10,
+        "burst defaults to the count"
+    );
+    assert_eq!(
+        c.rate_limits.on_store_error,
+        gatehouse::config::OnStoreError::Deny
+    );
+    let (rule, _) = c.rules.find("GET", None, "/api/x", false);
+    assert_eq!(rule.rate_limit, [1, 0]);
+    let printed = c.to_yaml();
+    assert!(printed.contains("burst: 10\n"), "{printed}");
+}
+
+#[test]
+fn rate_limit_errors_name_the_key_and_the_fix() {
+    let redis = || Env::default().with("REDIS_URL", "redis://r:6379");
+    let policy = |p: &str| format!("{ONE_PROVIDER}rate_limits:\n  policies:\n    p: {p}\n");
+    for (yaml, key, needle) in [
+        (
+            policy("{ key: [sub], rate: fast }"),
+            "rate_limits.policies.p.rate",
+            "COUNT/PERIOD",
+        ),
+        (
+            policy("{ key: [sub], rate: 0/1m }"),
+            "rate_limits.policies.p.rate",
+            "COUNT",
+        ),
+        (
+            policy("{ key: [], rate: 1/s }"),
+            "rate_limits.policies.p.key",
+            "client_ip",
+        ),
+        (
+            policy("{ key: [api_key_id], rate: 1/s }"),
+            "rate_limits.policies.p.key[0]",
+            "sub",
+        ),
+        (
+            policy("{ key: [sub], rate: 1/s, burst: 0 }"),
+            "rate_limits.policies.p.burst",
+            "at least 1",
+        ),
+        (
+            format!("{ONE_PROVIDER}rules:\n  - match: {{ path: /a }}\n    rate_limit: [nope]\n"),
+            "rules[0].rate_limit[0]",
+            "rate_limits.policies",
+        ),
+    ] {
+        let e = err(&yaml, redis());
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.message.contains(needle), "{e}");
+    }
+    let e = err(&policy("{ key: [sub], rate: 1/s }"), Env::default());
+    assert_eq!(e.key, "rate_limits");
+    assert!(e.message.contains("REDIS_URL"), "{e}");
+}
+
+#[test]
+fn rates_read_as_count_per_period() {
+    use gatehouse::config::load::parse_rate;
+    let ok = |s: &str| parse_rate(s).unwrap();
+    assert_eq!(ok("600/1m"), (600, Duration::from_secs(60)));
+    assert_eq!(ok("10/s"), (10, Duration::from_secs(1)));
+    assert_eq!(ok("5000/1h"), (5000, Duration::from_secs(3600)));
+    assert_eq!(ok(" 100 / 10s "), (100, Duration::from_secs(10)));
+    for bad in [
+        "",
+        "10",
+        "/s",
+        "x/s",
+        "10/",
+        "10/fortnight",
+        "-1/s",
+        "1/0s",
+        "1/8d",
+    ] {
+        assert!(parse_rate(bad).is_err(), "{bad:?} accepted");
+    }
+}

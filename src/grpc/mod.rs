@@ -145,9 +145,14 @@ impl wire::Check for AuthzService {
 /// silently disappear.
 pub fn check_input(request: CheckRequest) -> Result<CheckInput, AuthError> {
     let missing = AuthError::BadRequest(BadRequestKind::MissingAttributes);
-    let http = request
-        .attributes
-        .and_then(|a| a.request)
+    let attributes = request.attributes.ok_or_else(|| missing.clone())?;
+    let client_ip = attributes
+        .source
+        .and_then(|p| p.address)
+        .and_then(|a| a.socket_address)
+        .and_then(|s| std::str::from_utf8(&s.address).ok()?.parse().ok());
+    let http = attributes
+        .request
         .and_then(|r| r.http)
         .ok_or_else(|| missing.clone())?;
 
@@ -192,6 +197,7 @@ pub fn check_input(request: CheckRequest) -> Result<CheckInput, AuthError> {
         host,
         headers,
         request_id,
+        client_ip,
     })
 }
 
@@ -299,10 +305,14 @@ pub fn allow_message(allow: &Allow) -> CheckResponse {
         .map(|n| n.as_str().to_owned())
         .collect();
     let dynamic_metadata = allow.identity.as_ref().map(|id| {
-        let mut fields = std::collections::HashMap::with_capacity(3);
+        let mut fields = std::collections::HashMap::with_capacity(4);
         fields.insert("provider".to_owned(), string_value(&id.provider));
         if let Some(sub) = id.sub() {
             fields.insert("sub".to_owned(), string_value(sub));
+            fields.insert(
+                wire::RATE_LIMIT_KEY.to_owned(),
+                string_value(&crate::ratelimit::subject_key(sub)),
+            );
         }
         fields.insert(
             "claims".to_owned(),

@@ -42,6 +42,7 @@ use tonic::server::NamedService;
 use tonic::transport::server::Connected;
 
 use crate::identity::{Identity, RenderedHeaders};
+use crate::ratelimit::subject_key;
 
 /// `envoy.service.auth.v3.CheckRequest`, the fields gatehouse reads.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -50,11 +51,35 @@ pub struct CheckRequest {
     pub attributes: Option<AttributeContext>,
 }
 
-/// `envoy.service.auth.v3.AttributeContext` (only `request`, field 4).
+/// `envoy.service.auth.v3.AttributeContext` (`source`, field 1, and
+/// `request`, field 4).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AttributeContext {
+    #[prost(message, optional, tag = "1")]
+    pub source: Option<Peer>,
     #[prost(message, optional, tag = "4")]
     pub request: Option<Request>,
+}
+
+/// `AttributeContext.Peer` (only `address`, field 1): the downstream client.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Peer {
+    #[prost(message, optional, tag = "1")]
+    pub address: Option<Address>,
+}
+
+/// `envoy.config.core.v3.Address` (only `socket_address`, field 1).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Address {
+    #[prost(message, optional, tag = "1")]
+    pub socket_address: Option<SocketAddress>,
+}
+
+/// `envoy.config.core.v3.SocketAddress` (only `address`, field 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SocketAddress {
+    #[prost(bytes = "bytes", tag = "2")]
+    pub address: Bytes,
 }
 
 /// `AttributeContext.Request` (only `http`, field 2).
@@ -267,18 +292,22 @@ const VALUE_STRUCT: u32 = 5;
 const VALUE_LIST: u32 = 6;
 const LIST_VALUES: u32 = 1;
 
+/// The dynamic-metadata entry keying the caller for a rate-limit service.
+pub(crate) const RATE_LIMIT_KEY: &str = "rate_limit_key";
+
 /// `HeaderValueOption.append_action`: `OVERWRITE_IF_EXISTS_OR_ADD`.
 const OVERWRITE_IF_EXISTS_OR_ADD: u64 = 2;
 
 /// The encoded `CheckResponse` allowing a request: status OK, an
 /// `OkHttpResponse` that sets each header of `headers.set` (overwriting)
 /// and removes each of `headers.remove`, and, with an identity, dynamic
-/// metadata with `provider`, `sub` (when the claim is a string) and
-/// `claims`.
+/// metadata with `provider`, `sub` and `rate_limit_key` (when the claim is
+/// a string) and `claims`.
 pub fn encode_allow(headers: &RenderedHeaders, identity: Option<&Identity>) -> Bytes {
     let (set, remove) = (&headers.set, &headers.remove);
     let ok_len = ok_response_len(set, remove);
-    let metadata_len = identity.map(metadata_len);
+    let rate_limit_key = identity.and_then(Identity::sub).map(subject_key);
+    let metadata_len = identity.map(|id| metadata_len(id, rate_limit_key.as_deref()));
     let mut len = field_len(RESPONSE_STATUS, 0) + field_len(RESPONSE_OK, ok_len);
     if let Some(m) = metadata_len {
         len += field_len(RESPONSE_METADATA, m);
@@ -304,6 +333,9 @@ pub fn encode_allow(headers: &RenderedHeaders, identity: Option<&Identity>) -> B
         string_entry(&mut buf, "provider", &id.provider);
         if let Some(sub) = id.sub() {
             string_entry(&mut buf, "sub", sub);
+        }
+        if let Some(key) = &rate_limit_key {
+            string_entry(&mut buf, RATE_LIMIT_KEY, key);
         }
         let claims = &*id.claims;
         let claims_len = struct_len(claims);
@@ -383,10 +415,13 @@ fn ok_response_len(
     set_len + remove_len
 }
 
-fn metadata_len(id: &Identity) -> usize {
+fn metadata_len(id: &Identity, rate_limit_key: Option<&str>) -> usize {
     let mut len = field_len(STRUCT_FIELDS, string_entry_len("provider", &id.provider));
     if let Some(sub) = id.sub() {
         len += field_len(STRUCT_FIELDS, string_entry_len("sub", sub));
+    }
+    if let Some(key) = rate_limit_key {
+        len += field_len(STRUCT_FIELDS, string_entry_len(RATE_LIMIT_KEY, key));
     }
     let claims_value = field_len(VALUE_STRUCT, struct_len(&id.claims));
     len + field_len(STRUCT_FIELDS, entry_len("claims", claims_value))

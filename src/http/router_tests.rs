@@ -55,6 +55,13 @@ fn config(rules_yaml: &str, default_access: Access) -> Config {
         tls: None,
         log_filter: "info".into(),
         log_format: LogFormat::Text,
+        redis: None,
+        rate_limits: Default::default(),
+        revocation_retention: Duration::from_secs(86400),
+        admin: gatehouse::config::AdminSpec {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            tls: None,
+        },
     }
 }
 

@@ -57,6 +57,54 @@ const DENY_HEADERS: [&str; 5] = [
     "x-gatehouse-message",
 ];
 
+/// The Check call's retry policy (`GrpcService.retry_policy` and
+/// `HttpService.retry_policy`): connection failures, resets and an
+/// unavailable replica are retried on another one, quickly.
+const RETRY: &str = r#"                          retry_on: connect-failure,refused-stream,reset,unavailable,cancelled
+                          num_retries: 3
+                          retry_back_off: { base_interval: 0.005s, max_interval: 0.05s }
+                          retry_host_predicate:
+                            - name: envoy.retry_host_predicates.previous_hosts
+                              typed_config:
+                                "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
+                          host_selection_retry_max_attempts: 20"#;
+
+/// [`RETRY`] for the HTTP check: only failures to get an answer (a 5xx
+/// from gatehouse is an answer, and is not retried).
+const RETRY_HTTP: &str = r#"                          retry_on: connect-failure,refused-stream,reset
+                          num_retries: 3
+                          retry_back_off: { base_interval: 0.005s, max_interval: 0.05s }
+                          retry_host_predicate:
+                            - name: envoy.retry_host_predicates.previous_hosts
+                              typed_config:
+                                "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
+                          host_selection_retry_max_attempts: 20"#;
+
+/// Passive ejection of a replica that fails between health checks, and
+/// panic routing only when no replica is healthy.
+const OUTLIER: &str = r#"      # A replica that stops answering (killed, wedged, resetting) leaves
+      # the rotation on its own failures, before its next health check.
+      # Envoy's panic mode (routing to every address, healthy or not) starts
+      # only when no address is healthy: one survivor of three takes all
+      # the checks instead of sharing them with the dead.
+      common_lb_config:
+        healthy_panic_threshold: { value: 1 }
+      # Retries of checks are cheap and brief; Envoy's default of three
+      # retries in flight per cluster would refuse most of them at the
+      # moment a replica dies under load.
+      circuit_breakers:
+        thresholds:
+          - max_retries: 1024
+      outlier_detection:
+        consecutive_5xx: 3
+        consecutive_gateway_failure: 2
+        consecutive_local_origin_failure: 2
+        split_external_local_origin_errors: true
+        interval: 1s
+        base_ejection_time: 5s
+        max_ejection_percent: 67
+"#;
+
 /// The body Envoy sends when it has no answer from gatehouse.
 const UNAVAILABLE_BODY: &str =
     r#"{"error":"authorizer_unavailable","message":"the authorization service is unavailable"}"#;
@@ -73,6 +121,16 @@ pub(super) fn render_grpc(w: &Wiring) -> String {
                         # check; a starved node still answers well within
                         # this, and clients are not held for long.
                         timeout: {CHECK_TIMEOUT}
+                        # A replica that went away mid-check (killed,
+                        # restarted, connection reset) costs a retry on
+                        # another replica, not a failed request. Checks
+                        # have no side effects worth fearing: a retried
+                        # check spends rate-limit quota at most once more.
+                        # Least-request balancing favours a dead replica
+                        # (it holds no requests), so a retry may draw
+                        # hosts many times to find one not yet tried.
+                        retry_policy:
+{RETRY}
                       # Fail closed: no answer (gatehouse down, slow or
                       # erroring) refuses the request with 503.
                       failure_mode_allow: false
@@ -118,7 +176,7 @@ pub(super) fn render_grpc(w: &Wiring) -> String {
           healthy_threshold: 1
           grpc_health_check:
             service_name: envoy.service.auth.v3.Authorization
-{dns_note}{tls}      load_assignment:
+{OUTLIER}{dns_note}{tls}      load_assignment:
         cluster_name: gatehouse
         endpoints:
           - lb_endpoints:
@@ -251,6 +309,10 @@ pub(super) fn render_http(w: &Wiring) -> String {
                           # A decision is a cache lookup or one signature
                           # check; clients are not held for long.
                           timeout: {CHECK_TIMEOUT}
+                        # A replica that went away mid-check costs a retry
+                        # on another replica, not a failed request.
+                        retry_policy:
+{RETRY_HTTP}
                         # Every check goes to /auth. (path_prefix would
                         # append the client's path: /auth/api/me.)
                         path_override: /auth
@@ -262,6 +324,9 @@ pub(super) fn render_http(w: &Wiring) -> String {
                             - {{ key: {method_header}, value: "%REQ(:METHOD)%" }}
                             - {{ key: {uri_header}, value: "%REQ(:PATH)%" }}
                             - {{ key: X-Forwarded-Host, value: "%REQ(:AUTHORITY)%" }}
+                            # The client address (client_ip rate limits):
+                            # Envoy's own view of it, never the client's.
+                            - {{ key: X-Forwarded-For, value: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%" }}
                         authorization_response:
 {upstream_headers}                          # On a denial, gatehouse's status, JSON body and
                           # these headers reach the client.
@@ -302,7 +367,7 @@ pub(super) fn render_http(w: &Wiring) -> String {
           healthy_threshold: 1
           http_health_check:
             path: /readyz
-{dns_note}{tls}      load_assignment:
+{OUTLIER}{dns_note}{tls}      load_assignment:
         cluster_name: gatehouse
         endpoints:
           - lb_endpoints:
@@ -742,6 +807,10 @@ mod tests {
                 ("X-Forwarded-Method".into(), "%REQ(:METHOD)%".into()),
                 ("X-Forwarded-Uri".into(), "%REQ(:PATH)%".into()),
                 ("X-Forwarded-Host".into(), "%REQ(:AUTHORITY)%".into()),
+                (
+                    "X-Forwarded-For".into(),
+                    "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%".into()
+                ),
             ]
         );
         assert_eq!(f["failure_mode_allow"], false);
@@ -770,7 +839,12 @@ mod tests {
         .collect();
         assert_eq!(
             keys,
-            ["X-Original-Method", "X-Original-URI", "X-Forwarded-Host"]
+            [
+                "X-Original-Method",
+                "X-Original-URI",
+                "X-Forwarded-Host",
+                "X-Forwarded-For"
+            ]
         );
     }
 

@@ -92,8 +92,9 @@ pub(super) fn render(w: &Wiring) -> String {
 #   removed when gatehouse's answer leaves it empty (public paths, anonymous
 #   access, a claim the caller lacks).
 # - Denials keep gatehouse's status and JSON body: 401 (with
-#   WWW-Authenticate), 403, and the 400 and 503 that nginx would otherwise
-#   turn into its own 500 page. Nothing is let through without an answer.
+#   WWW-Authenticate), 403, 429 (with Retry-After), and the 400 and 503
+#   that nginx would otherwise turn into its own 500 page. Nothing is let
+#   through without an answer.
 
 worker_processes auto;
 pid logs/nginx.pid;
@@ -149,6 +150,10 @@ http {{
         # gatehouse's answer, for the application and the error pages.
 {identity_reads}        auth_request_set $gatehouse_error                  $upstream_http_x_gatehouse_error;
         auth_request_set $gatehouse_message                $upstream_http_x_gatehouse_message;
+        auth_request_set $gatehouse_status                 $upstream_http_x_gatehouse_status;
+        auth_request_set $gatehouse_retry_after            $upstream_http_retry_after;
+        auth_request_set $gatehouse_ratelimit              $upstream_http_ratelimit;
+        auth_request_set $gatehouse_ratelimit_policy       $upstream_http_ratelimit_policy;
 
         # To the application: every identity header from the answer. This
         # replaces the client's copy, and an empty value drops the header.
@@ -183,6 +188,9 @@ http {{
             proxy_set_header {other_method} "";
             proxy_set_header {other_uri} "";
             proxy_set_header X-Forwarded-Host $host;
+            # The client address, last: gatehouse reads the final entry,
+            # which only nginx can write (rate limits keyed on client_ip).
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Request-Id $gatehouse_request_id;
             proxy_connect_timeout 2s;
             proxy_read_timeout 10s;
@@ -215,11 +223,20 @@ http {{
             return 401 '{{"error":"$gatehouse_error","message":"$gatehouse_message"}}';
         }}
 
+        # A rate-limit refusal arrives as 403 with X-Gatehouse-Status: 429
+        # (auth_request cannot carry a 429) and leaves as the 429 it is,
+        # with Retry-After and the RateLimit fields (empty ones are not sent).
         location @gatehouse_403 {{
             auth_request off;
             default_type application/json;
             add_header Cache-Control no-store always;
             add_header X-Gatehouse-Error $gatehouse_error always;
+            add_header Retry-After $gatehouse_retry_after always;
+            add_header RateLimit $gatehouse_ratelimit always;
+            add_header RateLimit-Policy $gatehouse_ratelimit_policy always;
+            if ($gatehouse_status = 429) {{
+                return 429 '{{"error":"$gatehouse_error","message":"$gatehouse_message"}}';
+            }}
             return 403 '{{"error":"$gatehouse_error","message":"$gatehouse_message"}}';
         }}
 
@@ -233,6 +250,9 @@ http {{
             add_header X-Gatehouse-Error $gatehouse_error always;
             if ($gatehouse_error = "") {{
                 return 503 '{{"error":"authorizer_unavailable","message":"the authorization service is unavailable"}}';
+            }}
+            if ($gatehouse_error = rate_limited) {{
+                return 429 '{{"error":"$gatehouse_error","message":"$gatehouse_message"}}';
             }}
             if ($gatehouse_error = bad_request) {{
                 return 400 '{{"error":"$gatehouse_error","message":"$gatehouse_message"}}';

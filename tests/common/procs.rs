@@ -124,7 +124,8 @@ pub struct Gatehouse {
 impl Gatehouse {
     /// Starts `gatehouse serve` with `config` (YAML file path, optional) and
     /// extra env; waits until the HTTP listener accepts connections. The
-    /// process env is cleared of BETTER_AUTH_* and GATEHOUSE_* first.
+    /// process env is cleared of BETTER_AUTH_*, GATEHOUSE_* and REDIS_URL
+    /// first.
     pub fn start(config: Option<&Path>, env: &HashMap<String, String>) -> Gatehouse {
         Self::start_with_addrs(config, env, free_addr(), free_addr())
     }
@@ -141,7 +142,7 @@ impl Gatehouse {
             cmd.arg("--config").arg(c);
         }
         for (k, _) in std::env::vars() {
-            if k.starts_with("BETTER_AUTH_") || k.starts_with("GATEHOUSE_") {
+            if k.starts_with("BETTER_AUTH_") || k.starts_with("GATEHOUSE_") || k == "REDIS_URL" {
                 cmd.env_remove(k);
             }
         }

@@ -25,6 +25,8 @@ struct Outcome {
     status: u16,
     /// `x-user-id` as the upstream saw it.
     user: Vec<String>,
+    /// For a failure: the answer's body and headers.
+    detail: String,
 }
 
 /// Runs `threads` loops of requests through `envoy` until `stop`.
@@ -60,6 +62,11 @@ fn load(
                             } else {
                                 Vec::new()
                             },
+                            detail: if r.status == 200 {
+                                String::new()
+                            } else {
+                                format!("{:?} {}", r.headers, r.body)
+                            },
                         },
                         None => Outcome {
                             started,
@@ -67,6 +74,7 @@ fn load(
                             path,
                             status: 0,
                             user: Vec::new(),
+                            detail: "no answer".to_owned(),
                         },
                     };
                     results.lock().unwrap().push(outcome);
@@ -262,5 +270,133 @@ fn broken_file_on_sighup_keeps_the_running_configuration() {
             .unwrap()
             .0,
         200
+    );
+}
+
+/// Three replicas behind the printed Envoy configuration, under load: one
+/// is sent SIGTERM, another is killed outright. Health checks, outlier
+/// detection and the check's retry policy keep every request answered,
+/// and answers never stall for long while traffic moves to the survivor.
+#[test]
+fn replicas_that_go_away_cost_no_request() {
+    let app = EchoUpstream::start();
+    let config = write_config(&gatehouse_yaml("shutdown_delay: 2s\nshutdown_grace: 2s\n"));
+    let nodes: Vec<Gatehouse> = (0..3)
+        .map(|_| {
+            let g = Gatehouse::start(Some(&config), &gatehouse_env());
+            assert!(
+                g.wait_ready(Duration::from_secs(20)),
+                "{}",
+                g.proc.log_text()
+            );
+            g
+        })
+        .collect();
+    let listen = common::free_addr();
+    let out = std::process::Command::new(common::gatehouse_bin())
+        .args(["proxy-config", "envoy", "--config"])
+        .arg(&config)
+        .args([
+            "--authz-url",
+            &nodes[0].grpc_addr.to_string(),
+            "--upstream",
+            &format!("http://{}", app.addr),
+            "--listen",
+            &listen.to_string(),
+        ])
+        .env("GH_TEST_SECRET", TEST_SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    // The printed cluster names one address; give it all three.
+    let endpoint = |port: u16| {
+        format!(
+            "              - endpoint:\n                  address:\n                    \
+             socket_address: {{ address: 127.0.0.1, port_value: {port} }}\n"
+        )
+    };
+    let first = endpoint(nodes[0].grpc_addr.port());
+    assert!(printed.contains(&first), "{printed}");
+    let all: String = nodes.iter().map(|g| endpoint(g.grpc_addr.port())).collect();
+    let yaml = printed.replacen(&first, &all, 1);
+    let envoy = Envoy::start_text(&yaml, listen, common::free_addr());
+    let (_, clusters) = common::http_get(envoy.admin, "/clusters", &[]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while common::http_get(envoy.admin, "/clusters", &[])
+        .map(|(_, b)| b.matches("::health_flags::healthy").count())
+        .unwrap_or(0)
+        < 4
+    {
+        // Three gatehouse addresses and the upstream.
+        assert!(Instant::now() < deadline, "not all healthy:\n{clusters}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let t0 = Instant::now();
+    let workers = load(envoy.addr, 4, stop.clone(), results.clone());
+    std::thread::sleep(Duration::from_secs(1));
+    nodes[1].proc.signal("TERM");
+    std::thread::sleep(Duration::from_millis(1500));
+    nodes[2].proc.signal("KILL");
+    let killed_at = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let results = results.lock().unwrap().clone();
+    let failed: Vec<&Outcome> = results.iter().filter(|o| o.status != 200).collect();
+    let stats = common::http_get(envoy.admin, "/stats?filter=cluster.gatehouse.(upstream_rq_retry|upstream_cx_connect_fail|upstream_rq_pending_failure|outlier|upstream_rq_rx_reset|upstream_cx_destroy|upstream_rq_total|upstream_rq_timeout|lb_healthy_panic|health_check)", &[])
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let when: Vec<String> = failed
+        .iter()
+        .take(20)
+        .map(|o| {
+            format!(
+                "{:+.3}s {} {}",
+                o.started.duration_since(t0).as_secs_f64(),
+                o.status,
+                o.detail
+            )
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed (TERM at +1s, KILL at +2.5s), at {when:?}, e.g. {:?}\nstats:\n{stats}\nenvoy:\n{}",
+        failed.len(),
+        results.len(),
+        failed.first(),
+        envoy.proc.log_text()
+    );
+    assert!(results.len() > 200, "too little load: {}", results.len());
+    let slowest = results
+        .iter()
+        .map(|o| o.at.duration_since(o.started))
+        .max()
+        .unwrap();
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a request took {slowest:?}"
+    );
+    let after_kill = results.iter().filter(|o| o.started > killed_at).count();
+    assert!(
+        after_kill > 100,
+        "traffic did not continue on the survivor: {after_kill}"
+    );
+    assert!(
+        results
+            .iter()
+            .filter(|o| o.path == "/api/items")
+            .all(|o| o.user == ["loader"]),
+        "every allowed request carried the caller"
     );
 }

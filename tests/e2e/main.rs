@@ -17,3 +17,4 @@ mod lifecycle_envoy;
 mod nginx;
 mod nginx_conf;
 mod proxies;
+mod ratelimit;
