@@ -815,6 +815,17 @@ fn judge_token(id: &str, what: &str, a: &Answer, protected: &str, proxy: Option<
                 .or_else(|| a.header("x-gatehouse-message").map(str::to_owned))
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default();
+            if a.header("x-gatehouse-error") == Some("rate_limited") {
+                return Check::fail(
+                    id,
+                    format!(
+                        "{what}: gatehouse refused it for its rate limit ({}{message})",
+                        a.describe()
+                    ),
+                    "doctor's requests used up the token's rate limit: run doctor again after the \
+                     Retry-After, or give the test caller a policy with more burst",
+                );
+            }
             Check::fail(
                 id,
                 format!(

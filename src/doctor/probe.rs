@@ -120,8 +120,8 @@ pub(crate) struct Answer {
 /// Who refused a request, as far as the answer shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// 400, 401 or 403 carrying gatehouse's `x-gatehouse-error`, its JSON
-    /// body (`{"error", "message"}`, which nginx's printed error pages
+    /// 400, 401, 403 or 429 carrying gatehouse's `x-gatehouse-error`, its
+    /// JSON body (`{"error", "message"}`, which nginx's printed error pages
     /// rebuild), or, for 401, its `Bearer realm="gatehouse"` challenge.
     Gatehouse {
         status: u16,
@@ -155,7 +155,7 @@ impl Answer {
             return None;
         }
         let status = self.status;
-        if !matches!(status, 400 | 401 | 403) {
+        if !matches!(status, 400 | 401 | 403 | 429) {
             return Some(Refusal::Other { status });
         }
         let header = self

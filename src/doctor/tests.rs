@@ -213,6 +213,11 @@ fn only_gatehouse_refusals_count() {
         let a = answer(status, &headers, body);
         assert_eq!(a.refusal(), Some(Refusal::Other { status }), "{a:?}");
     }
+    let limited = answer(429, &[("x-gatehouse-error", "rate_limited")], "");
+    assert!(matches!(
+        limited.refusal(),
+        Some(Refusal::Gatehouse { status: 429, .. })
+    ));
     let served = answer(204, &[], "");
     assert!(served.passed() && served.refusal().is_none());
     let from = answer(500, &[("server", "nginx")], "");
