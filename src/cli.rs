@@ -1,5 +1,6 @@
 //! The command line: `serve`, `check-config`, `verify`, `demo`,
-//! `proxy-config` (README.md, "Command line"; docs/configuration.md).
+//! `proxy-config`, `doctor` (README.md, "Command line";
+//! docs/configuration.md).
 //!
 //! Parses arguments with clap, loads the config through
 //! [`Config::load`], and maps every outcome to an exit code: 0 success
@@ -60,6 +61,44 @@ enum Command {
     Demo(DemoArgs),
     /// Print the proxy configuration that wires this gatehouse config.
     ProxyConfig(ProxyConfigArgs),
+    /// Probe a running proxy in front of gatehouse for wiring mistakes
+    /// (exit 0 when every check passes, 1 otherwise).
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// The proxy, as clients reach it: http://HOST[:PORT].
+    #[arg(value_name = "URL")]
+    url: String,
+    /// A path that needs a credential (path and optional query).
+    #[arg(long, value_name = "PATH")]
+    protected: String,
+    /// A path anyone may reach; the spoof checks point at it.
+    #[arg(long, value_name = "PATH")]
+    public: Option<String>,
+    /// A valid credential for the protected path (a bearer token).
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+    /// gatehouse's config file, for its identity header names; default
+    /// $GATEHOUSE_CONFIG, else gatehouse's defaults.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// text or json.
+    #[arg(long, value_enum, default_value = "text")]
+    format: crate::doctor::Format,
+    /// The upstream echoes the headers it receives as JSON: check that no
+    /// client-sent identity header reaches it.
+    #[arg(long)]
+    echo_upstream: bool,
+    /// gatehouse's HTTP listener (http://HOST:PORT), to read the decision
+    /// trail (`http.decision_trail: true`) and compare what it was asked.
+    #[arg(long, value_name = "URL")]
+    gatehouse: Option<String>,
+    /// The proxy in front (nginx, caddy, traefik, envoy, envoy-http), for
+    /// the fixes; guessed from its answers when not given.
+    #[arg(long, value_name = "PROXY")]
+    proxy: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -159,7 +198,93 @@ pub(crate) fn run(args: impl IntoIterator<Item = OsString>, env: Env) -> ExitCod
         Command::Verify(args) => verify(args, env),
         Command::Demo(args) => demo(args, &env),
         Command::ProxyConfig(args) => proxy_config(args, env),
+        Command::Doctor(args) => doctor(args, &env),
     }
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("gatehouse: doctor: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn doctor(args: DoctorArgs, env: &Env) -> ExitCode {
+    use crate::doctor::{Options, Origin, run};
+    let origin = match Origin::parse(&args.url) {
+        Ok(o) => o,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let gatehouse = match args.gatehouse.as_deref().map(Origin::parse).transpose() {
+        Ok(g) => g,
+        Err(e) => return usage(&format!("--gatehouse: {e}")),
+    };
+    let proxy = match args
+        .proxy
+        .as_deref()
+        .map(crate::proxy_config::Target::parse)
+        .transpose()
+    {
+        Ok(p) => p,
+        Err(e) => return usage(&format!("--proxy: {e}")),
+    };
+    for (flag, path) in [
+        ("--protected", Some(&args.protected)),
+        ("--public", args.public.as_ref()),
+    ] {
+        if let Some(path) = path
+            && (!path.starts_with('/') || path.bytes().any(|b| !b.is_ascii_graphic()))
+        {
+            return usage(&format!(
+                "{flag} {path:?}: a path starts with / and has no spaces"
+            ));
+        }
+    }
+    let token = args.token.map(|t| {
+        let t = t.trim();
+        t.strip_prefix("Bearer ").unwrap_or(t).trim().to_owned()
+    });
+    if token
+        .as_deref()
+        .is_some_and(|t| t.is_empty() || t.bytes().any(|b| !b.is_ascii_graphic()))
+    {
+        return usage("--token: a bearer token is visible ASCII without spaces");
+    }
+    let config_path = args
+        .config
+        .or_else(|| env.get(crate::config::load::ENV_CONFIG).map(PathBuf::from));
+    let raw = match config_path {
+        Some(path) => {
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    return config_error(&ConfigError::new(
+                        "config",
+                        format!("cannot read {}: {e}", path.display()),
+                    ));
+                }
+            };
+            match crate::config::load::parse_yaml(&text) {
+                Ok(raw) => Some(raw),
+                Err(e) => return config_error(&e),
+            }
+        }
+        None => None,
+    };
+    let opts = Options {
+        origin,
+        protected: args.protected,
+        public: args.public,
+        token,
+        identity_headers: Options::identity_headers_of(raw.as_ref()),
+        echo_upstream: args.echo_upstream,
+        gatehouse,
+        proxy,
+    };
+    let report = run(&opts);
+    let written = write_stdout(&report.render(args.format));
+    if written != ExitCode::SUCCESS {
+        return written;
+    }
+    ExitCode::from(report.exit_code())
 }
 
 fn config_error(e: &ConfigError) -> ExitCode {

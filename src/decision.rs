@@ -87,6 +87,17 @@ pub struct CachedToken {
     pub verified: Arc<Verified>,
 }
 
+/// A decision and how it was reached, for the decision trail.
+#[derive(Debug)]
+pub(crate) struct Traced {
+    pub(crate) decision: Decision,
+    /// The index of the rule that matched; `None` for `default_access` or
+    /// a path that could not be matched.
+    pub(crate) rule: Option<usize>,
+    /// The decision's fine reason (`authenticated`, `public`, `expired`…).
+    pub(crate) reason: &'static str,
+}
+
 /// The answer.
 #[derive(Debug, Clone)]
 pub enum Decision {
@@ -223,6 +234,12 @@ impl Authorizer {
 
     /// Decides, records metrics and writes one log event.
     pub async fn check(&self, input: &CheckInput) -> Decision {
+        self.check_traced(input).await.decision
+    }
+
+    /// [`Authorizer::check`], also saying which rule matched and why, for
+    /// the decision trail.
+    pub(crate) async fn check_traced(&self, input: &CheckInput) -> Traced {
         let started = Instant::now();
         let outcome = self.decide(input).await;
         let elapsed = started.elapsed();
@@ -261,7 +278,11 @@ impl Authorizer {
             authz.latency_us = elapsed.as_micros() as u64,
             "decision"
         );
-        decision
+        Traced {
+            decision,
+            rule: usize::try_from(trace.route).ok(),
+            reason,
+        }
     }
 
     async fn decide(&self, input: &CheckInput) -> (Decision, Trace) {

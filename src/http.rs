@@ -1,7 +1,9 @@
 //! The HTTP door: nginx `auth_request`, Traefik ForwardAuth, Caddy
 //! `forward_auth` and Envoy's HTTP-mode `ext_authz` ask `/auth`; the same
-//! listener serves `/healthz`, `/readyz`, `/metrics` and, under
-//! `gatehouse demo`, the built-in issuer's JWKS (docs/http-api.md).
+//! listener serves `/healthz`, `/readyz`, `/metrics`, the decision trail at
+//! `/debug/decisions` (when on, to loopback and `http.admin_networks`
+//! only) and, under `gatehouse demo`, the built-in issuer's JWKS
+//! (docs/http-api.md).
 //!
 //! `/auth` only translates. The proxy's description of the original request
 //! (one header family: `X-Original-*` from nginx, `X-Forwarded-*` from
@@ -27,7 +29,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::routing::{any, get};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
@@ -37,6 +39,7 @@ use crate::decision::{CheckInput, Decision, Door};
 use crate::error::{AuthError, BadRequestKind, Family};
 use crate::identity::RenderedHeaders;
 use crate::state::AppState;
+use crate::trail::{Asked, Verdict};
 
 /// Lists the identity headers an allow leaves empty, so Envoy's HTTP mode
 /// removes the client's copies from the upstream request.
@@ -71,6 +74,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/debug/decisions", get(decisions))
         .route("/api/auth/jwks", get(jwks))
         .route("/.well-known/jwks.json", get(jwks))
         .with_state(state)
@@ -81,9 +85,19 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request) -> Response<Body
     // Own the headers instead of cloning them: the body is never read.
     let (parts, _body) = req.into_parts();
     let authz = state.authorizer();
-    let (input, family) = match check_input(parts.headers, authz.config().request_headers) {
+    let pinned = authz.config().request_headers;
+    // The trail's extra reads happen only when it is on.
+    let trail = authz
+        .config()
+        .trail
+        .enabled
+        .then(|| TrailNote::of(&parts.headers, pinned));
+    let (input, family) = match check_input(parts.headers, pinned) {
         Ok(described) => described,
         Err(e) => {
+            if let Some(note) = &trail {
+                state.trail.record(note.asked(), None, Verdict::Deny(&e));
+            }
             authz
                 .metrics()
                 .count_decision(Door::Http.as_str(), "deny", e.reason());
@@ -98,7 +112,16 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request) -> Response<Body
             return deny(&e);
         }
     };
-    match authz.check(&input).await {
+    let traced = authz.check_traced(&input).await;
+    if let Some(note) = &trail {
+        let verdict = match &traced.decision {
+            Decision::Allow(_) => Verdict::Allow(traced.reason),
+            Decision::Deny(e) => Verdict::Deny(e),
+        };
+        let asked = Asked::of(&input, note.family);
+        state.trail.record(asked, traced.rule, verdict);
+    }
+    match traced.decision {
         Decision::Allow(allow) => allow_response(&allow.headers),
         // nginx's auth_request turns any status but 2xx, 401 and 403 into
         // its own 500: a 429 travels as a 403 marked with the real status,
@@ -112,6 +135,112 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request) -> Response<Body
         }
         Decision::Deny(e) => deny(&e),
     }
+}
+
+/// What the decision trail keeps of an auth request whose description
+/// turns out unusable: the family and the first value of each description
+/// header, read before [`check_input`] takes the headers.
+struct TrailNote {
+    family: Option<&'static str>,
+    request_id: Option<String>,
+    method: Option<String>,
+    target: Option<String>,
+    host: Option<String>,
+}
+
+impl TrailNote {
+    fn of(headers: &HeaderMap, pinned: RequestHeaders) -> Self {
+        let family = family_name(headers, pinned);
+        let first = |name: &HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (method, target) = match family {
+            Some("original") => (first(&X_ORIGINAL_METHOD), first(&X_ORIGINAL_URI)),
+            Some("forwarded") => (first(&X_FORWARDED_METHOD), first(&X_FORWARDED_URI)),
+            _ => (None, None),
+        };
+        Self {
+            family,
+            request_id: first(&X_REQUEST_ID),
+            method,
+            target,
+            host: first(&X_FORWARDED_HOST).or_else(|| first(&HOST)),
+        }
+    }
+
+    fn asked(&self) -> Asked<'_> {
+        Asked {
+            door: Door::Http,
+            family: self.family,
+            request_id: self.request_id.as_deref(),
+            method: self.method.as_deref(),
+            target: self.target.as_deref(),
+            host: self.host.as_deref(),
+        }
+    }
+}
+
+/// The header family an auth request used, as the decision trail names it:
+/// the pinned one, else the one present (`both` when both are).
+fn family_name(headers: &HeaderMap, pinned: RequestHeaders) -> Option<&'static str> {
+    let original = described(headers, &X_ORIGINAL_METHOD, &X_ORIGINAL_URI);
+    let forwarded = described(headers, &X_FORWARDED_METHOD, &X_FORWARDED_URI);
+    match (pinned, original, forwarded) {
+        (RequestHeaders::Original, ..) => Some("original"),
+        (RequestHeaders::Forwarded, ..) => Some("forwarded"),
+        (RequestHeaders::Auto, true, true) => Some("both"),
+        (RequestHeaders::Auto, true, false) => Some("original"),
+        (RequestHeaders::Auto, false, true) => Some("forwarded"),
+        (RequestHeaders::Auto, false, false) => None,
+    }
+}
+
+/// The query of `/debug/decisions`.
+#[derive(Debug, serde::Deserialize)]
+struct DecisionsQuery {
+    request_id: Option<String>,
+}
+
+/// `/debug/decisions?request_id=ID`: what gatehouse was asked for that
+/// request id. 404 while `http.decision_trail` is off; 403 to a peer that
+/// is neither loopback nor in `http.admin_networks`.
+async fn decisions(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<DecisionsQuery>,
+    req: Request,
+) -> Response<Body> {
+    let authz = state.authorizer();
+    let settings = &authz.config().trail;
+    if !settings.enabled {
+        return text(
+            StatusCode::NOT_FOUND,
+            "the decision trail is off (http.decision_trail: false)\n",
+        );
+    }
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if !peer.is_some_and(|p| settings.admits(p)) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "the decision trail answers loopback and http.admin_networks only\n",
+        );
+    }
+    let Some(id) = query.request_id.filter(|id| !id.is_empty()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "name the request: /debug/decisions?request_id=ID\n",
+        );
+    };
+    let mut resp = Response::new(Body::from(state.trail.lookup(&id).to_string()));
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// 200 with every configured identity header: the claim's value, or empty

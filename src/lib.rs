@@ -27,7 +27,9 @@
 //! - `server`: listeners, shutdown drain, SIGHUP reload.
 //! - `tls`: TLS and mTLS on both listeners, re-read on reload.
 //! - `telemetry`: logs, fingerprints, metrics.
+//! - `trail`: the last decisions' request descriptions (`/debug/decisions`).
 //! - `cli`, `demo`: the command line and the built-in issuer.
+//! - `doctor`: `gatehouse doctor`, which probes the proxy in front.
 //! - `proxy_config`: the proxy configurations `gatehouse proxy-config` prints.
 
 // Everything not re-exported is crate-private, so the compiler sees (and
@@ -38,6 +40,7 @@ mod cli;
 mod config;
 mod decision;
 mod demo;
+mod doctor;
 mod error;
 mod extract;
 mod grpc;
@@ -54,6 +57,7 @@ mod store;
 mod telemetry;
 mod tls;
 mod token_cache;
+mod trail;
 mod verify;
 
 pub use cli::main;

@@ -344,7 +344,10 @@ pub(crate) async fn run(
     };
 
     let http_addr = http.local_addr()?;
-    let router = crate::http::router(state.clone());
+    // The peer's address: `/debug/decisions` answers loopback and the
+    // admin networks only.
+    let router =
+        crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let http_task = if tls.is_some() {
         let ready = crate::tls::spawn_accept_loop(
             http,
@@ -352,7 +355,10 @@ pub(crate) async fn run(
             Door::Http,
             stop_accepting.clone(),
         );
-        let server = axum::serve(TlsListener::new(ready, http_addr), router)
+        // Tapped (doing nothing) for axum's peer-address support, which
+        // covers tapped listeners of any kind.
+        let listener = TlsListener::new(ready, http_addr).tap_io(|_| {});
+        let server = axum::serve(listener, router)
             .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
             .into_future();
         tracker.spawn(ending(server, stop_accepting.clone()))

@@ -1,6 +1,7 @@
 //! The state both doors share: the current configuration generation
 //! (swapped whole on SIGHUP), the draining flag, the listeners' TLS
-//! settings and, under `gatehouse demo`, the built-in issuer's JWKS.
+//! settings, the decision trail and, under `gatehouse demo`, the built-in
+//! issuer's JWKS.
 //!
 //! The doors read it; [`crate::server`] creates it, swaps the authorizer
 //! and sets the flags. Nothing here imports either door or the server.
@@ -12,6 +13,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::decision::Authorizer;
 use crate::tls::TlsAcceptors;
+use crate::trail::Trail;
 
 /// State shared by both doors.
 pub struct AppState {
@@ -24,6 +26,9 @@ pub struct AppState {
     /// The listeners' TLS settings when serving TLS; swapped on reload so
     /// new connections use re-read certificates.
     pub tls: Arc<ArcSwapOption<TlsAcceptors>>,
+    /// The last decisions of both doors, when `http.decision_trail` is on;
+    /// kept across reloads.
+    pub(crate) trail: Trail,
 }
 
 impl std::fmt::Debug for AppState {
@@ -41,6 +46,7 @@ impl AppState {
             draining: AtomicBool::new(false),
             demo_jwks,
             tls: Arc::new(ArcSwapOption::empty()),
+            trail: Trail::default(),
         })
     }
 

@@ -531,11 +531,12 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
     }
 
     // The HTTP door.
-    let request_headers = *eff
-        .http
-        .get_or_insert_with(RawHttp::default)
-        .request_headers
-        .get_or_insert(RequestHeaders::Auto);
+    let http = eff.http.get_or_insert_with(RawHttp::default);
+    let request_headers = *http.request_headers.get_or_insert(RequestHeaders::Auto);
+    let trail = crate::trail::TrailSettings::compile(
+        *http.decision_trail.get_or_insert(false),
+        http.admin_networks.get_or_insert_with(Vec::new),
+    )?;
 
     // Token cache.
     let cache = eff.token_cache.get_or_insert_with(RawTokenCache::default);
@@ -580,6 +581,7 @@ fn compile(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
         allow_cors_preflight,
         session,
         request_headers,
+        trail,
         token_cache_max_bytes,
         shutdown_delay,
         shutdown_grace,

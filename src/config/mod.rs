@@ -284,6 +284,9 @@ pub struct Config {
     pub session: Option<SessionSpec>,
     /// The header family the HTTP door reads the original request from.
     pub request_headers: RequestHeaders,
+    /// `http.decision_trail` and `http.admin_networks`: whether the doors
+    /// keep the last decisions for `/debug/decisions`, and who may read them.
+    pub(crate) trail: crate::trail::TrailSettings,
     /// 0 disables the verified-token cache.
     pub token_cache_max_bytes: u64,
     pub shutdown_delay: Duration,

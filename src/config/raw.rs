@@ -272,6 +272,14 @@ pub struct RawHttp {
     /// Which header family describes the original request (default `auto`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_headers: Option<RequestHeaders>,
+    /// Keep the request descriptions of the last decisions for
+    /// `GET /debug/decisions` (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_trail: Option<bool>,
+    /// Networks (CIDR, or one address) besides loopback that may read
+    /// `/debug/decisions` (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_networks: Option<Vec<String>>,
 }
 
 /// The header family `/auth` reads the original request from.

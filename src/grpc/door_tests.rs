@@ -42,6 +42,7 @@ fn config(delay: Duration) -> Config {
         allow_cors_preflight: true,
         session: None,
         request_headers: Default::default(),
+        trail: Default::default(),
         token_cache_max_bytes: 0,
         shutdown_delay: delay,
         shutdown_grace: Duration::from_secs(5),

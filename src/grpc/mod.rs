@@ -19,6 +19,10 @@
 //! [`AppState::is_ready`] for the empty service name and for the
 //! authorization service.
 //!
+//! With `http.decision_trail` on, every decision is also recorded in the
+//! shared [`crate::trail`], so a gRPC deployment can be checked by
+//! `gatehouse doctor` too.
+//!
 //! This module does not bind sockets or handle signals (see
 //! [`crate::server`]), and does not decide anything itself.
 
@@ -47,6 +51,7 @@ use tonic_health::server::HealthReporter;
 use crate::decision::{Allow, CheckInput, Decision, Door};
 use crate::error::{AuthError, BadRequestKind};
 use crate::state::AppState;
+use crate::trail::{Asked, Verdict};
 
 pub(crate) use wire::{AuthorizationServer, CheckRequest};
 
@@ -90,9 +95,25 @@ impl AuthzService {
     /// (what the gRPC method does, without tonic).
     pub async fn decide(&self, request: CheckRequest) -> Bytes {
         let authz = self.state.authorizer();
+        let trail = authz.config().trail.enabled;
         match check_input(request) {
-            Ok(input) => self.answer(&authz.check(&input).await),
+            Ok(input) => {
+                let traced = authz.check_traced(&input).await;
+                if trail {
+                    let verdict = match &traced.decision {
+                        Decision::Allow(_) => Verdict::Allow(traced.reason),
+                        Decision::Deny(e) => Verdict::Deny(e),
+                    };
+                    let asked = Asked::of(&input, None);
+                    self.state.trail.record(asked, traced.rule, verdict);
+                }
+                self.answer(&traced.decision)
+            }
             Err(err) => {
+                if trail {
+                    let asked = Asked::unusable(Door::Grpc, None, None);
+                    self.state.trail.record(asked, None, Verdict::Deny(&err));
+                }
                 authz
                     .metrics()
                     .count_decision(Door::Grpc.as_str(), "deny", err.reason());

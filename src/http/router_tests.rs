@@ -48,6 +48,7 @@ fn config(rules_yaml: &str, default_access: Access) -> Config {
         allow_cors_preflight: true,
         session: None,
         request_headers: Default::default(),
+        trail: Default::default(),
         token_cache_max_bytes: 1 << 20,
         shutdown_delay: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(20),

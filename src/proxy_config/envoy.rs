@@ -448,9 +448,12 @@ static_resources:
                 normalize_path: true
                 merge_slashes: true
                 path_with_escaped_slashes_action: REJECT_REQUEST
-                # Every request gets an x-request-id (a client's is
-                # replaced); gatehouse logs it with its decision.
+                # Every request has an x-request-id: the client's when it
+                # sent one (so the client, and `gatehouse doctor`, can find
+                # the request in gatehouse's log and decision trail), else
+                # one Envoy makes up.
                 generate_request_id: true
+                preserve_external_request_id: true
                 # Envoy is the edge: X-Forwarded-For comes from the peer.
                 use_remote_address: true
                 # When ext_authz has no answer it refuses with
@@ -726,6 +729,9 @@ mod tests {
             );
             assert_eq!(hcm["normalize_path"], true);
             assert_eq!(hcm["path_with_escaped_slashes_action"], "REJECT_REQUEST");
+            // The client's request id reaches gatehouse's decision trail.
+            assert_eq!(hcm["generate_request_id"], true, "{t}");
+            assert_eq!(hcm["preserve_external_request_id"], true, "{t}");
         }
     }
 

@@ -117,6 +117,14 @@ http {{
     keepalive_requests 100000;
     server_tokens off;
 
+    # The request id gatehouse logs and keeps in its decision trail: the
+    # client's X-Request-Id when it sent one (so the client, and
+    # `gatehouse doctor`, can find the request there), else nginx's own.
+    map $http_x_request_id $gatehouse_request_id {{
+        ""      $request_id;
+        default $http_x_request_id;
+    }}
+
     # gatehouse's HTTP listener. Keep connections open: one auth subrequest
     # per client request must not cost a TCP handshake.
     upstream gatehouse {{
@@ -157,7 +165,7 @@ http {{
         proxy_set_header Host $host;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header X-Request-Id $request_id;
+        proxy_set_header X-Request-Id $gatehouse_request_id;
 {identity_sets}
         error_page 401 = @gatehouse_401;
         error_page 403 = @gatehouse_403;
@@ -183,7 +191,7 @@ http {{
             # The client address, last: gatehouse reads the final entry,
             # which only nginx can write (rate limits keyed on client_ip).
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Request-Id $request_id;
+            proxy_set_header X-Request-Id $gatehouse_request_id;
             proxy_connect_timeout 2s;
             proxy_read_timeout 10s;
             proxy_send_timeout 10s;
@@ -331,5 +339,19 @@ mod tests {
             );
         }
         assert!(text.contains("authorizer_unavailable"));
+    }
+
+    #[test]
+    fn the_client_request_id_is_kept_for_gatehouse_and_the_application() {
+        let text = out("");
+        assert!(text.contains("map $http_x_request_id $gatehouse_request_id {"));
+        assert!(text.contains("\"\"      $request_id;"));
+        assert!(text.contains("default $http_x_request_id;"));
+        assert_eq!(
+            text.matches("proxy_set_header X-Request-Id $gatehouse_request_id;")
+                .count(),
+            2,
+            "both the auth subrequest and the application get it"
+        );
     }
 }

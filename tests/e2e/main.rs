@@ -9,6 +9,7 @@ mod common;
 mod betterauth;
 mod conformance_jwt;
 mod conformance_session;
+mod doctor;
 mod envoy;
 mod envoy_algs;
 mod envoy_mtls;
