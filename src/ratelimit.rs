@@ -6,8 +6,11 @@
 //! (`rate`, `burst`). The limit is GCRA: one timestamp per caller, the
 //! "theoretical arrival time", kept in Redis and moved by a Lua script that
 //! reads Redis's own clock, so replicas with skewed clocks agree. All the
-//! policies of a request go to Redis in one script call, which admits the
-//! request only when every policy has room, and only then spends from each.
+//! policies of a request are judged together: the request is admitted
+//! only when every policy has room, and only then spends from each. A
+//! batcher sends the requests that arrive while a script call is at Redis
+//! together in the next one, so a busy replica pays one round trip per
+//! batch rather than per request, and a quiet one adds no wait.
 //!
 //! Keys are SHA-256 digests of the policy name and the caller's key parts,
 //! so no claim value reaches Redis, and every key expires once its caller's
@@ -36,41 +39,92 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{KeyPart, OnStoreError, RateLimitSpec, RatePolicy};
 use crate::error::{AuthError, RateLimitDenial};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
+use tokio::sync::{mpsc, oneshot};
 
-/// GCRA over every key of one request, in one round trip.
+/// GCRA for a batch of requests, in one round trip.
 ///
-/// KEYS: one per policy. ARGV: per policy, its emission interval and its
-/// burst tolerance (interval × burst), in microseconds. Returns
-/// `{1, reset...}` when admitted (each key's time until its quota is
-/// whole), or `{0, retry, reset, index}` for the first policy that
-/// refused: microseconds until one more request fits, until the quota is
-/// whole, and the policy's 1-based position.
+/// ARGV[1] is the number of requests; then, per request, its number of
+/// policies N followed by N pairs of emission interval and burst tolerance
+/// (interval × burst), in microseconds. KEYS holds the requests' keys in
+/// the same order. Requests are judged one after another, so two of the
+/// same caller in one batch see each other. A request is admitted only
+/// when every one of its policies has room, and only then spends from
+/// each. Per request the reply holds four numbers: `1, 0, 0, 0` when
+/// admitted, or `0, i, retry, reset` for its first policy `i` (1-based)
+/// that refused: microseconds until one more request fits, and until the
+/// quota is whole.
 const GCRA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tats = {}
-for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local tolerance = tonumber(ARGV[2 * i])
-  local tat = tonumber(redis.call('GET', key) or now)
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  if new_tat - tolerance > now then
-    return {0, new_tat - tolerance - now, tat - now, i}
+local out = {}
+local k = 1
+local a = 2
+for _ = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local tats = {}
+  local refused = nil
+  for i = 0, n - 1 do
+    local interval = tonumber(ARGV[a + 2 * i])
+    local tolerance = tonumber(ARGV[a + 2 * i + 1])
+    local tat = tonumber(redis.call('GET', KEYS[k + i]) or now)
+    if tat < now then tat = now end
+    local new_tat = tat + interval
+    if new_tat - tolerance > now then
+      refused = {i + 1, new_tat - tolerance - now, tat - now}
+      break
+    end
+    tats[i + 1] = new_tat
   end
-  tats[i] = new_tat
-end
-local out = {1}
-for i, key in ipairs(KEYS) do
-  local ttl = math.ceil((tats[i] - now) / 1000)
-  if ttl < 1 then ttl = 1 end
-  redis.call('SET', key, tats[i], 'PX', ttl)
-  out[i + 1] = tats[i] - now
+  if refused then
+    out[#out + 1] = 0
+    out[#out + 1] = refused[1]
+    out[#out + 1] = refused[2]
+    out[#out + 1] = refused[3]
+  else
+    for i = 0, n - 1 do
+      local ttl = math.ceil((tats[i + 1] - now) / 1000)
+      if ttl < 1 then ttl = 1 end
+      redis.call('SET', KEYS[k + i], tats[i + 1], 'PX', ttl)
+    end
+    out[#out + 1] = 1
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  end
+  k = k + n
+  a = a + 2 * n
 end
 return out
 "#;
+
+/// Requests judged in one script call at most.
+const MAX_BATCH: usize = 128;
+
+/// Requests waiting for the batcher at most; beyond, a check is answered
+/// as if Redis were unavailable rather than queued without bound.
+const QUEUE: usize = 4096;
+
+/// One request's keys for the batcher, and where its verdict goes.
+struct Job {
+    /// Per policy: its Redis key, emission interval and tolerance (µs).
+    keys: Vec<(String, u64, u64)>,
+    reply: oneshot::Sender<Result<Verdict, StoreError>>,
+}
+
+/// What the script said about one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Admitted,
+    /// `policy` is the index in the request's own list.
+    Refused {
+        policy: usize,
+        retry_us: i64,
+        reset_us: i64,
+    },
+}
 
 /// The verified caller and the request, as much as key parts need.
 #[derive(Debug, Clone, Copy)]
@@ -88,8 +142,9 @@ pub(crate) struct RateLimiter {
     policies: Vec<Arc<RatePolicy>>,
     on_store_error: OnStoreError,
     store: Option<Arc<Store>>,
-    /// Script text and its SHA-1: EVALSHA, with EVAL when Redis lost it.
-    script: redis::Script,
+    /// The batcher's queue, started on the first check that needs Redis
+    /// (a runtime is needed to spawn it); it stops with this limiter.
+    batcher: std::sync::OnceLock<mpsc::Sender<Job>>,
     /// One per policy, same order.
     local: Vec<Local>,
     metrics: Arc<Metrics>,
@@ -125,7 +180,7 @@ impl RateLimiter {
             policies: spec.policies.iter().cloned().map(Arc::new).collect(),
             on_store_error: spec.on_store_error,
             store,
-            script: redis::Script::new(GCRA),
+            batcher: std::sync::OnceLock::new(),
             local,
             metrics,
             last_sweep_ms: AtomicU64::new(0),
@@ -170,42 +225,50 @@ impl RateLimiter {
         }
     }
 
-    /// One script call for every applied policy.
+    /// Hands the request to the batcher and waits for its verdict.
     async fn check_shared(
         &self,
-        store: &Store,
+        store: &Arc<Store>,
         applied: &[(&Arc<RatePolicy>, &Local, KeyDigest)],
-    ) -> Result<Result<(), AuthError>, crate::store::StoreError> {
-        let mut invocation = self.script.prepare_invoke();
-        for (policy, _, digest) in applied {
-            let interval = micros(policy.emission_interval()).max(1);
-            invocation
-                .key(redis_key(store.key_prefix(), policy, digest))
-                .arg(interval)
-                .arg(interval.saturating_mul(policy.burst));
-        }
-        let reply: Vec<i64> = store
-            .call("rate_limit", |mut conn| async move {
-                invocation.invoke_async(&mut conn).await
+    ) -> Result<Result<(), AuthError>, StoreError> {
+        let keys = applied
+            .iter()
+            .map(|(policy, _, digest)| {
+                let interval = micros(policy.emission_interval()).max(1);
+                (
+                    redis_key(store.key_prefix(), policy, digest),
+                    interval,
+                    interval.saturating_mul(policy.burst),
+                )
             })
-            .await?;
-        match reply.as_slice() {
-            [1, ..] => Ok(Ok(())),
-            [0, retry, reset, index] => {
-                let policy = usize::try_from(*index - 1)
-                    .ok()
-                    .and_then(|i| applied.get(i))
-                    .map(|(p, _, _)| *p);
-                match policy {
-                    Some(policy) => Ok(Err(denial(
-                        policy,
-                        micros_to_secs(*retry),
-                        micros_to_secs(*reset),
-                    ))),
-                    None => Err(unexpected_reply()),
-                }
-            }
-            _ => Err(unexpected_reply()),
+            .collect();
+        let queue = self.batcher.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(drive(store.clone(), rx));
+            tx
+        });
+        let (reply, verdict) = oneshot::channel();
+        if queue.try_send(Job { keys, reply }).is_err() {
+            let e = StoreError::Overloaded;
+            self.metrics.count_store_error("rate_limit", e.kind());
+            return Err(e);
+        }
+        match verdict.await {
+            Ok(Ok(Verdict::Admitted)) => Ok(Ok(())),
+            Ok(Ok(Verdict::Refused {
+                policy,
+                retry_us,
+                reset_us,
+            })) => match applied.get(policy) {
+                Some((policy, _, _)) => Ok(Err(denial(
+                    policy,
+                    micros_to_secs(retry_us),
+                    micros_to_secs(reset_us),
+                ))),
+                None => Err(unexpected_reply()),
+            },
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StoreError::Overloaded),
         }
     }
 
@@ -250,6 +313,68 @@ impl RateLimiter {
             }
         }
     }
+}
+
+/// The batcher: judges every request queued while the previous batch was
+/// at Redis in one script call, so a quiet replica sends each request at
+/// once and a busy one sends a round trip per batch, not per request.
+async fn drive(store: Arc<Store>, mut queue: mpsc::Receiver<Job>) {
+    let script = redis::Script::new(GCRA);
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let verdicts = judge(&store, &script, &batch).await;
+        for (i, job) in batch.drain(..).enumerate() {
+            let verdict = match &verdicts {
+                Ok(all) => all.get(i).copied().ok_or_else(unexpected_reply),
+                Err(e) => Err(e.same_kind()),
+            };
+            // A caller that stopped waiting has nothing to be told.
+            let _ = job.reply.send(verdict);
+        }
+    }
+}
+
+/// One script call for a batch; one verdict per job.
+async fn judge(
+    store: &Store,
+    script: &redis::Script,
+    batch: &[Job],
+) -> Result<Vec<Verdict>, StoreError> {
+    let mut invocation = script.prepare_invoke();
+    invocation.arg(batch.len());
+    for job in batch {
+        invocation.arg(job.keys.len());
+        for (key, interval, tolerance) in &job.keys {
+            invocation.key(key).arg(*interval).arg(*tolerance);
+        }
+    }
+    let reply: Vec<i64> = store
+        .call("rate_limit", |mut conn| async move {
+            invocation.invoke_async(&mut conn).await
+        })
+        .await?;
+    if reply.len() != batch.len() * 4 {
+        return Err(unexpected_reply());
+    }
+    reply
+        .chunks_exact(4)
+        .map(|v| match *v {
+            [1, _, _, _] => Ok(Verdict::Admitted),
+            [0, index, retry_us, reset_us] => Ok(Verdict::Refused {
+                policy: usize::try_from(index - 1).map_err(|_| unexpected_reply())?,
+                retry_us,
+                reset_us,
+            }),
+            _ => Err(unexpected_reply()),
+        })
+        .collect()
 }
 
 fn unexpected_reply() -> crate::store::StoreError {

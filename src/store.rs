@@ -39,6 +39,10 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("Redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    /// More requests wait for Redis than a replica queues; answered as if
+    /// Redis were unavailable instead of waiting without bound.
+    #[error("too many requests are waiting for Redis")]
+    Overloaded,
 }
 
 impl StoreError {
@@ -48,6 +52,22 @@ impl StoreError {
             Self::Open => "circuit_open",
             Self::Timeout(_) => "timeout",
             Self::Redis(_) => "redis",
+            Self::Overloaded => "overloaded",
+        }
+    }
+
+    /// The same failure again, for every request of a batch (a Redis
+    /// error cannot be cloned; its kind and text are kept).
+    pub(crate) fn same_kind(&self) -> StoreError {
+        match self {
+            Self::Open => Self::Open,
+            Self::Timeout(d) => Self::Timeout(*d),
+            Self::Overloaded => Self::Overloaded,
+            Self::Redis(e) => Self::Redis(redis::RedisError::from((
+                e.kind(),
+                "Redis error",
+                e.to_string(),
+            ))),
         }
     }
 }

@@ -429,3 +429,50 @@ fn the_denial_carries_retry_after_and_the_ietf_fields() {
     assert_eq!(get("x-gatehouse-error").as_deref(), Some("rate_limited"));
     assert!(deny.body.contains("\"error\":\"rate_limited\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_checks_batched_together_still_admit_exactly_the_burst() {
+    let metrics = Arc::new(Metrics::new());
+    let l = Arc::new(limiter(
+        vec![policy(
+            "per-user",
+            vec![KeyPart::Claim("sub".into())],
+            1,
+            Duration::from_secs(3600),
+            50,
+        )],
+        OnStoreError::Deny,
+        Some(store(REDIS, &unique_prefix("batch"), &metrics)),
+        &metrics,
+    ));
+    // 400 checks of 4 callers at once: batches mix callers and repeat
+    // them; each caller still gets exactly its 50.
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let l = l.clone();
+            tokio::spawn(async move {
+                let c = claims(json!({ "sub": format!("caller{}", i % 4) }));
+                (i % 4, l.check(&[0], caller(&c)).await.is_ok())
+            })
+        })
+        .collect();
+    let mut admitted = [0usize; 4];
+    for t in tasks {
+        let (who, ok) = t.await.unwrap();
+        if ok {
+            admitted[who] += 1;
+        }
+    }
+    assert_eq!(admitted, [50, 50, 50, 50]);
+    let text = metrics.encode(&[]);
+    let calls = text
+        .lines()
+        .find(|l| l.starts_with("gatehouse_store_duration_seconds_count{op=\"rate_limit\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap();
+    assert!(
+        calls < 400.0,
+        "no batching: {calls} script calls for 400 checks"
+    );
+}
