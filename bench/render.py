@@ -390,11 +390,16 @@ def render(run_dirs):
     # Goals from the issues, computed from this run.
     redis_rows = [k for k in s if k[0] in ("redis", "redis_rate")]
     script = None
+    calls = None
     for run_dir in run_dirs:
         rows_file = run_dir / "redis_script.tsv"
         if rows_file.exists():
             parsed = tsv(rows_file)
             script = parsed[-1] if parsed else script
+        calls_file = run_dir / "redis_calls.tsv"
+        if calls_file.exists():
+            parsed = tsv(calls_file)
+            calls = parsed[-1] if parsed else calls
     if redis_rows:
         off = rps("redis", "rl_off")
         out.append(
@@ -422,6 +427,16 @@ def render(run_dirs):
                 f"The rate-limit script itself (gatehouse's `gatehouse_store_duration_seconds{{op=\"rate_limit\"}}` "
                 f"over the paced runs, {fmt_int(num(script.get('observations')))} calls, interpolated within "
                 f"its buckets): p50 {fmt_us(num(script.get('p50_us')))}, p99 {fmt_us(num(script.get('p99_us')))}."
+            )
+            out.append("")
+        if calls is not None:
+            checks, script_calls = num(calls.get("checks")), num(calls.get("script_calls"))
+            per_call = "?" if not checks or not script_calls else f"{checks / script_calls:.1f}"
+            out.append(
+                f"Over the rate-limited gatehouse's runs: {fmt_int(checks)} checks in {fmt_int(script_calls)} "
+                f"script calls ({per_call} checks per call: the batcher at work), "
+                f"{fmt_int(num(calls.get('store_errors')))} store errors (answered per replica), and Redis's own "
+                f"CPU {calls.get('redis_cpu_us_per_check') or '?'} µs per check, taken from the same two cores."
             )
             out.append("")
 
