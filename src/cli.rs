@@ -1,5 +1,5 @@
 //! The command line: `serve`, `check-config`, `verify`, `demo`,
-//! `proxy-config` (README.md, "Command line"; docs/configuration.md).
+//! `proxy-config`, `revoke` (README.md, "Command line"; docs/configuration.md).
 //!
 //! Parses arguments with clap, loads the config through
 //! [`Config::load`], and maps every outcome to an exit code: 0 success
@@ -60,6 +60,8 @@ enum Command {
     Demo(DemoArgs),
     /// Print the proxy configuration that wires this gatehouse config.
     ProxyConfig(ProxyConfigArgs),
+    /// Revoke a subject, token, or session on every replica (Redis), or list revocations.
+    Revoke(crate::admin::command::RevokeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +161,7 @@ pub(crate) fn run(args: impl IntoIterator<Item = OsString>, env: Env) -> ExitCod
         Command::Verify(args) => verify(args, env),
         Command::Demo(args) => demo(args, &env),
         Command::ProxyConfig(args) => proxy_config(args, env),
+        Command::Revoke(args) => crate::admin::command::run(args, env),
     }
 }
 
@@ -254,7 +257,7 @@ fn write_stdout(text: &str) -> ExitCode {
     }
 }
 
-fn read_token(arg: &str) -> Result<String, String> {
+pub(crate) fn read_token(arg: &str) -> Result<String, String> {
     if arg != "-" {
         return Ok(arg.trim().to_owned());
     }

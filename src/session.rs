@@ -38,6 +38,7 @@ use crate::config::{ConfigError, Secret, SessionBackend, SessionSpec};
 use crate::error::{AuthError, ForbiddenKind, MalformedKind, SessionKind};
 use crate::extract::SourceKind;
 use crate::identity::Identity;
+use crate::revocation::Selector;
 
 /// Timeout for one introspection request or one Postgres query.
 const BACKEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -154,6 +155,9 @@ enum Cached {
         identity: Identity,
         /// The session's own expiry: a cached answer never outlives it.
         expires_at: SystemTime,
+        /// [`token_sha256`] of the session token, so that a revocation of
+        /// it can find this entry (the key hashes the presented form).
+        token: [u8; 32],
     },
     Refused(SessionKind),
 }
@@ -369,6 +373,7 @@ impl SessionStore {
             Ok(Cached::Valid {
                 identity,
                 expires_at,
+                ..
             }) => {
                 if expires_at <= SystemTime::now() {
                     Err(AuthError::Session(SessionKind::Expired))
@@ -385,6 +390,45 @@ impl SessionStore {
                 );
                 Err(AuthError::SessionUnavailable)
             }
+        }
+    }
+
+    /// Forgets the cached answers that `revoked` matches (sessions of a
+    /// revoked subject or id, a revoked session token) and the revoked
+    /// session ids' rows, so nothing revoked is served from memory. The
+    /// request path checks revocations anyway; this keeps the caches from
+    /// holding what can no longer be used.
+    pub(crate) async fn forget(&self, revoked: &[Selector]) -> usize {
+        let doomed: Vec<Arc<[u8; 32]>> = self
+            .cache
+            .iter()
+            .filter(|(_, cached)| match cached {
+                Cached::Valid {
+                    identity, token, ..
+                } => revoked.iter().any(|r| r.matches_session(identity, token)),
+                Cached::Refused(_) => false,
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for key in &doomed {
+            self.cache.invalidate(&**key).await;
+        }
+        if let Some(tables) = &self.tables {
+            for r in revoked {
+                if let Selector::Sid(sid) = r {
+                    tables.sessions.inner.remove(sid.as_str());
+                }
+            }
+        }
+        doomed.len()
+    }
+
+    /// Forgets every cached session answer (revocations arrived faster than
+    /// they could be matched one by one).
+    pub(crate) fn forget_all(&self) {
+        self.cache.invalidate_all();
+        if let Some(tables) = &self.tables {
+            tables.sessions.inner.clear();
         }
     }
 
@@ -663,6 +707,7 @@ async fn introspect(
         .and_then(Value::as_str)
         .ok_or(Unavailable::Answer("user.id missing"))?;
     let fields = UserFields {
+        token: presented,
         user_id,
         session_id,
         email: user.get("email").and_then(Value::as_str),
@@ -687,6 +732,7 @@ async fn query_postgres(pool: &Pool, token: &str) -> Result<Cached, Unavailable>
     let image: Option<String> = row.try_get(6).map_err(column)?;
     let active_organization: Option<String> = row.try_get(7).map_err(column)?;
     let fields = UserFields {
+        token,
         user_id: &user_id,
         session_id: &session_id,
         email: email.as_deref(),
@@ -698,8 +744,18 @@ async fn query_postgres(pool: &Pool, token: &str) -> Result<Cached, Unavailable>
     Ok(answer(fields, expires_at))
 }
 
+/// SHA-256 of a session token as presented (`TOKEN`, or the cookie value
+/// `TOKEN.SIG`): of TOKEN alone, so both forms hash alike. What a
+/// revocation of a session stores instead of the token.
+pub(crate) fn token_sha256(presented: &str) -> [u8; 32] {
+    let token = presented.split('.').next().unwrap_or(presented);
+    Sha256::digest(token.as_bytes()).into()
+}
+
 /// What both backends read about a session and its user.
 struct UserFields<'a> {
+    /// The session token as presented to the backend.
+    token: &'a str,
     user_id: &'a str,
     session_id: &'a str,
     email: Option<&'a str>,
@@ -739,6 +795,7 @@ fn answer(fields: UserFields<'_>, expires_at: SystemTime) -> Cached {
             claims: Arc::new(claims),
         },
         expires_at,
+        token: token_sha256(fields.token),
     }
 }
 
@@ -857,6 +914,7 @@ mod tests {
     #[test]
     fn expired_sessions_are_refused_and_identity_has_the_user() {
         let fields = |_: ()| UserFields {
+            token: "t1.sig",
             user_id: "u1",
             session_id: "s1",
             email: Some("a@example.com"),
