@@ -330,10 +330,9 @@ impl Snapshot {
         }
         if !self.sessions.is_empty()
             && let Some(token) = session_token
+            && self.sessions.contains_key(&token_sha256(token))
         {
-            if self.sessions.contains_key(&token_sha256(token)) {
-                return Some(RevokedKind::Session);
-            }
+            return Some(RevokedKind::Session);
         }
         None
     }
