@@ -77,6 +77,9 @@ pub mod internals {
     pub use crate::jwks::{AlgPolicy, JwksError, MAX_JWKS_BYTES, parse_jwks};
     pub use crate::policy::{RuleSet, normalize_path};
     pub use crate::revocation::Revocations;
+
+    /// The admin API's messages, client and server (`gatehouse.admin.v1`).
+    pub use crate::admin::pb as admin_api;
     pub use crate::state::AppState;
     pub use crate::telemetry::{Metrics, fingerprint};
     pub use crate::verify::{Verified, Verifier};

@@ -307,7 +307,10 @@ impl Snapshot {
                 return Some(RevokedKind::Subject);
             }
             if let Some(before) = rule.before
-                && claims.get("iat").and_then(unix_seconds).is_none_or(|iat| iat < before)
+                && claims
+                    .get("iat")
+                    .and_then(unix_seconds)
+                    .is_none_or(|iat| iat < before)
             {
                 return Some(RevokedKind::SubjectBefore);
             }
@@ -696,7 +699,10 @@ pub(crate) async fn evict_sessions(
             Ok(revoked) => {
                 let n = sessions.forget(&revoked).await;
                 if n > 0 {
-                    tracing::debug!(session.evicted = n, "revoked sessions evicted from the cache");
+                    tracing::debug!(
+                        session.evicted = n,
+                        "revoked sessions evicted from the cache"
+                    );
                 }
             }
             Err(broadcast::error::RecvError::Lagged(_)) => sessions.forget_all(),
@@ -747,14 +753,27 @@ pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
         return Ok(n);
     }
     let bad = || format!("{s:?} is neither Unix seconds nor an RFC 3339 time");
-    let (base, offset) = match s.len().checked_sub(6).and_then(|i| s.get(i..).map(|t| (i, t))) {
+    let (base, offset) = match s
+        .len()
+        .checked_sub(6)
+        .and_then(|i| s.get(i..).map(|t| (i, t)))
+    {
         Some((i, tail))
             if (tail.starts_with('+') || tail.starts_with('-')) && tail.get(3..4) == Some(":") =>
         {
             let sign = if tail.starts_with('-') { -1 } else { 1 };
-            let h: i64 = tail.get(1..3).and_then(|x| x.parse().ok()).ok_or_else(bad)?;
-            let m: i64 = tail.get(4..6).and_then(|x| x.parse().ok()).ok_or_else(bad)?;
-            (format!("{}Z", s.get(..i).unwrap_or("")), sign * (h * 3600 + m * 60))
+            let h: i64 = tail
+                .get(1..3)
+                .and_then(|x| x.parse().ok())
+                .ok_or_else(bad)?;
+            let m: i64 = tail
+                .get(4..6)
+                .and_then(|x| x.parse().ok())
+                .ok_or_else(bad)?;
+            (
+                format!("{}Z", s.get(..i).unwrap_or("")),
+                sign * (h * 3600 + m * 60),
+            )
         }
         _ => (s.to_owned(), 0),
     };

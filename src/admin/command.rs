@@ -47,7 +47,7 @@ pub(crate) struct RevokeArgs {
     /// With --sub: only the credentials issued before TIME (RFC 3339 or
     /// Unix seconds); a token without `iat`, and any session, counts as
     /// issued before.
-    #[arg(long, value_name = "TIME", requires = "sub")]
+    #[arg(long, value_name = "TIME", requires = "sub", conflicts_with_all = ["jti", "sid", "session", "list"])]
     before: Option<String>,
     /// Revoke one token by its `jti` claim.
     #[arg(long, value_name = "JTI")]
@@ -129,7 +129,10 @@ pub(crate) fn run(args: RevokeArgs, env: Env) -> ExitCode {
             }
             use std::io::Write;
             let mut stdout = std::io::stdout().lock();
-            match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+            match stdout
+                .write_all(out.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(_) => ExitCode::from(EXIT_FAILURE),
             }

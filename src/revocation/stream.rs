@@ -136,8 +136,16 @@ pub(crate) async fn read_all(store: &Store, now: i64) -> Result<Vec<Entry>, Stor
             })
             .await?;
         let full = page.ids.len() >= PAGE;
-        after = page.ids.last().and_then(|e| StreamId::parse(&e.id)).or(after);
-        out.extend(parse_entries(page.ids).into_iter().filter(|e| e.expires_at > now));
+        after = page
+            .ids
+            .last()
+            .and_then(|e| StreamId::parse(&e.id))
+            .or(after);
+        out.extend(
+            parse_entries(page.ids)
+                .into_iter()
+                .filter(|e| e.expires_at > now),
+        );
         if !full {
             return Ok(out);
         }
@@ -171,7 +179,8 @@ pub(super) async fn follow(list: Arc<Revocations>, store: Arc<Store>) {
         };
         list.set_following(false);
         let Err(e) = outcome;
-        list.metrics.count_store_error("revocation_follow", e.kind());
+        list.metrics
+            .count_store_error("revocation_follow", e.kind());
         if !failing {
             tracing::warn!(
                 error = %e,

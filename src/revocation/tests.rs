@@ -88,15 +88,24 @@ fn the_latest_before_and_an_all_entry_win_when_merged() {
         sub: "alice".into(),
         before: Some(t),
     };
-    let s = snapshot(&[entry("1-0", b(1000), i64::MAX), entry("2-0", b(2000), i64::MAX)]);
+    let s = snapshot(&[
+        entry("1-0", b(1000), i64::MAX),
+        entry("2-0", b(2000), i64::MAX),
+    ]);
     let at = |iat: i64| claims(json!({"sub": "alice", "iat": iat}));
     assert_eq!(
         s.matches(&at(1500), "sid", None),
         Some(RevokedKind::SubjectBefore)
     );
     assert_eq!(s.matches(&at(2000), "sid", None), None);
-    let s = snapshot(&[entry("1-0", b(1000), i64::MAX), entry("2-0", sub("alice"), i64::MAX)]);
-    assert_eq!(s.matches(&at(9999), "sid", None), Some(RevokedKind::Subject));
+    let s = snapshot(&[
+        entry("1-0", b(1000), i64::MAX),
+        entry("2-0", sub("alice"), i64::MAX),
+    ]);
+    assert_eq!(
+        s.matches(&at(9999), "sid", None),
+        Some(RevokedKind::Subject)
+    );
 }
 
 #[test]
@@ -122,7 +131,11 @@ fn jti_sid_and_session_entries_match_their_own_credential() {
         Some(RevokedKind::Session)
     );
     assert_eq!(
-        s.matches(&claims(json!({"sub": "u", "sid": "s-1"})), "session_id", None),
+        s.matches(
+            &claims(json!({"sub": "u", "sid": "s-1"})),
+            "session_id",
+            None
+        ),
         None
     );
     assert_eq!(
@@ -138,10 +151,7 @@ fn jti_sid_and_session_entries_match_their_own_credential() {
         s.matches(&none, "session_id", Some(&format!("{token}.c2lnbmF0dXJl"))),
         Some(RevokedKind::Session)
     );
-    assert_eq!(
-        s.matches(&none, "session_id", Some("another-token")),
-        None
-    );
+    assert_eq!(s.matches(&none, "session_id", Some("another-token")), None);
 }
 
 #[test]
@@ -179,7 +189,11 @@ fn the_stream_form_round_trips_and_odd_entries_are_refused() {
     }
     assert_eq!(Selector::parse("user", "alice", None), None);
     assert_eq!(Selector::parse("sub", "", None), None);
-    assert_eq!(Selector::parse("jti", "j", Some(1)), None, "before is for sub");
+    assert_eq!(
+        Selector::parse("jti", "j", Some(1)),
+        None,
+        "before is for sub"
+    );
     assert_eq!(Selector::parse("session", "not-hex", None), None);
     assert_eq!(Selector::parse("sub", &"x".repeat(1025), None), None);
 }
@@ -206,7 +220,12 @@ fn times_are_unix_seconds_or_rfc3339() {
     assert_eq!(parse_time("2023-11-14T22:13:20.5Z"), Ok(1_700_000_000));
     assert_eq!(parse_time("2023-11-15T00:13:20+02:00"), Ok(1_700_000_000));
     assert_eq!(parse_time("2023-11-14T20:13:20-02:00"), Ok(1_700_000_000));
-    for bad in ["", "yesterday", "2023-13-01T00:00:00Z", "2023-11-14T22:13:20+2"] {
+    for bad in [
+        "",
+        "yesterday",
+        "2023-13-01T00:00:00Z",
+        "2023-11-14T22:13:20+2",
+    ] {
         assert!(parse_time(bad).is_err(), "{bad}");
     }
 }
@@ -224,7 +243,9 @@ fn config(yaml: &str, env: Env) -> Config {
 
 #[test]
 fn entries_are_kept_as_long_as_a_credential_they_match_can_be_valid() {
-    let env = Env::default().with("S1", "secret-one").with("S2", "secret-two");
+    let env = Env::default()
+        .with("S1", "secret-one")
+        .with("S2", "secret-two");
     let bounded = config(
         "providers:
   - { name: a, secret_env: S1, max_lifetime: 15m, leeway: 30s }
@@ -274,7 +295,10 @@ revocation: { retention: 5h }
     let h = Horizons::for_config(&with_sessions);
     assert_eq!(h.expires_at(&Selector::Jti("j".into()), now), now + 900);
     assert_eq!(h.expires_at(&sub("x"), now), now + 5 * 3600);
-    assert_eq!(h.expires_at(&Selector::Sid("s".into()), now), now + 5 * 3600);
+    assert_eq!(
+        h.expires_at(&Selector::Sid("s".into()), now),
+        now + 5 * 3600
+    );
 }
 
 fn jwt_identity(provider: &str, v: Value) -> Identity {
@@ -334,7 +358,10 @@ fn a_bound_session_is_read_from_the_providers_session_claim() {
     let by_sid = jwt_identity("other", json!({"sub": "u", "sid": "s1"}));
     let wrong_claim = jwt_identity("ba", json!({"sub": "u", "sid": "s1"}));
     assert!(list.check(&by_claim, &jwt(), &bound).is_err());
-    assert!(list.check(&by_sid, &jwt(), &bound).is_err(), "sid by default");
+    assert!(
+        list.check(&by_sid, &jwt(), &bound).is_err(),
+        "sid by default"
+    );
     assert!(list.check(&wrong_claim, &jwt(), &bound).is_ok());
     let session = Credential::Session {
         token: "tok.sig".into(),
@@ -354,10 +381,22 @@ fn the_gauges_count_what_is_held_by_kind() {
     list.insert((0..3).map(|i| format!("user{i}")), i64::MAX);
     list.apply(vec![entry("9-0", Selector::Jti("j".into()), i64::MAX)], 0);
     let text = metrics.encode(&[]);
-    assert!(text.contains("gatehouse_revocations{kind=\"sub\"} 3\n"), "{text}");
-    assert!(text.contains("gatehouse_revocations{kind=\"jti\"} 1\n"), "{text}");
-    assert!(text.contains("gatehouse_revocations{kind=\"session\"} 0\n"), "{text}");
-    assert!(text.contains("gatehouse_revocation_following 0\n"), "{text}");
+    assert!(
+        text.contains("gatehouse_revocations{kind=\"sub\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gatehouse_revocations{kind=\"jti\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gatehouse_revocations{kind=\"session\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gatehouse_revocation_following 0\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -391,7 +430,11 @@ fn store(prefix: &str) -> Arc<Store> {
 }
 
 fn prefix(test: &str) -> String {
-    format!("gatehouse-unit-{test}-{}-{}:", std::process::id(), super::now())
+    format!(
+        "gatehouse-unit-{test}-{}-{}:",
+        std::process::id(),
+        super::now()
+    )
 }
 
 async fn redis_cmd<T: redis::FromRedisValue>(store: &Store, cmd: redis::Cmd) -> T {
@@ -430,8 +473,11 @@ async fn a_write_carries_its_fields_and_expiry_and_the_key_expires_with_it() {
     assert_eq!(e.expires_at, now - 5 + 3600);
     assert_eq!(e.reason, "stolen laptop");
     let key = format!("{prefix}revocations");
-    let fields: Vec<(String, Vec<(String, String)>)> =
-        redis_cmd(&store, redis::cmd("XRANGE").arg(&key).arg("-").arg("+").clone()).await;
+    let fields: Vec<(String, Vec<(String, String)>)> = redis_cmd(
+        &store,
+        redis::cmd("XRANGE").arg(&key).arg("-").arg("+").clone(),
+    )
+    .await;
     assert_eq!(fields.len(), 1);
     assert_eq!(fields[0].0, e.id);
     let map: std::collections::HashMap<_, _> = fields[0].1.iter().cloned().collect();

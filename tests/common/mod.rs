@@ -1,7 +1,7 @@
 //! Shared harness for the integration tests: free loopback ports, child
 //! processes that are killed on drop, token fixtures, a counting JWKS
 //! server, a reader of `/metrics` samples, an echo upstream, and launchers
-//! for the real peers (Envoy, nginx, Caddy, Traefik, Better Auth).
+//! for the real peers (Envoy, nginx, Caddy, Traefik, Better Auth, Redis).
 #![allow(dead_code, unused_imports, unreachable_pub)]
 
 pub mod betterauth;
@@ -15,6 +15,7 @@ pub mod nginx;
 pub mod pki;
 pub mod ports;
 pub mod procs;
+pub mod redis_server;
 pub mod tcp_proxy;
 pub mod tokens;
 pub mod traefik;
