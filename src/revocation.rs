@@ -442,25 +442,22 @@ impl Revocations {
         r
     }
 
-    /// Adds revocations of subjects (all their tokens) expiring at
-    /// `expires_at`, as if read from the stream (benchmarks).
-    pub fn insert(&self, subjects: impl IntoIterator<Item = String>, expires_at: i64) {
-        let mut next = self.master_lock().entries.keys().next_back().copied();
-        let entries = subjects
+    /// Adds revocations of `kind` (`sub`, `jti`, `sid`, `session` with
+    /// hex SHA-256 values) expiring at `expires_at`, as if read from the
+    /// stream (benchmarks); values that do not parse are skipped.
+    pub fn insert(&self, kind: &str, values: impl IntoIterator<Item = String>, expires_at: i64) {
+        let mut next = self.last_id().unwrap_or_default();
+        let entries = values
             .into_iter()
-            .map(|sub| {
-                let id = next.map_or(StreamId { ms: 1, seq: 0 }, |n| StreamId {
-                    ms: n.ms,
-                    seq: n.seq + 1,
-                });
-                next = Some(id);
-                Entry {
-                    id: id.to_string(),
-                    selector: Selector::Sub { sub, before: None },
+            .filter_map(|value| {
+                next.seq += 1;
+                Some(Entry {
+                    id: next.to_string(),
+                    selector: Selector::parse(kind, &value, None)?,
                     created_at: 0,
                     expires_at,
                     reason: String::new(),
-                }
+                })
             })
             .collect();
         self.apply(entries, now());

@@ -378,7 +378,8 @@ fn a_bound_session_is_read_from_the_providers_session_claim() {
 fn the_gauges_count_what_is_held_by_kind() {
     let metrics = Arc::new(Metrics::new());
     let list = Revocations::offline(metrics.clone());
-    list.insert((0..3).map(|i| format!("user{i}")), i64::MAX);
+    list.insert("sub", (0..3).map(|i| format!("user{i}")), i64::MAX);
+    list.insert("session", ["not-hex".to_owned()], i64::MAX);
     list.apply(vec![entry("9-0", Selector::Jti("j".into()), i64::MAX)], 0);
     let text = metrics.encode(&[]);
     assert!(
