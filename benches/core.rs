@@ -241,13 +241,8 @@ fn rotating_inputs(fx: &Fixture, n: u64) -> Vec<CheckInput> {
     let key = fx.key(BenchAlg::EdDSA);
     (1..=n)
         .map(|i| {
-            let claims = keys::better_auth_claims(
-                i,
-                &issuer(BenchAlg::EdDSA),
-                AUDIENCE,
-                keys::now(),
-                3600,
-            );
+            let claims =
+                keys::better_auth_claims(i, &issuer(BenchAlg::EdDSA), AUDIENCE, keys::now(), 3600);
             let token = key.sign(&claims).expect("sign");
             check_input_at(&token, &format!("/api/user{i:08}/profile?tab=1"))
         })
