@@ -572,3 +572,47 @@ async fn a_follower_loads_follows_and_resumes_after_its_last_id() {
     let key = format!("{prefix}revocations");
     let _: i64 = redis_cmd(&writer, redis::cmd("DEL").arg(&key).clone()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_evicts_the_cached_sessions_it_matches() {
+    use crate::common::jwks_server::JwksServer;
+    use crate::config::{SessionBackend, SessionSpec};
+    use crate::session::SessionStore;
+    let stub = JwksServer::start(json!({
+        "session": {"id": "sess-1", "token": "t", "userId": "erin",
+                    "expiresAt": "2099-01-01T00:00:00.000Z"},
+        "user": {"id": "erin", "email": "erin@example.com", "name": "Erin"},
+    }))
+    .await;
+    let store = SessionStore::new(&SessionSpec {
+        backend: SessionBackend::Introspect(stub.url("/api/auth/get-session")),
+        cache_ttl: Duration::from_secs(60),
+        cache_max_entries: 100,
+        secret: None,
+        check_banned: false,
+    })
+    .unwrap();
+    let lookup = |token: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .lookup(token, SourceKind::Cookie, &http::HeaderMap::new())
+                .await
+                .unwrap();
+            store.backend_calls()
+        }
+    };
+    assert_eq!(lookup("token-a").await, 1);
+    assert_eq!(lookup("token-a").await, 1, "cached");
+    assert_eq!(store.forget(&[sub("someone-else")]).await, 0);
+    assert_eq!(lookup("token-a").await, 1, "still cached");
+    let by_token = Selector::session_token("token-a.sig").unwrap();
+    assert_eq!(store.forget(&[by_token]).await, 1);
+    assert_eq!(lookup("token-a").await, 2, "asked again");
+    assert_eq!(lookup("token-b").await, 3);
+    assert_eq!(store.forget(&[Selector::Sid("sess-1".into())]).await, 2);
+    assert_eq!(lookup("token-b").await, 4);
+    assert_eq!(store.forget(&[sub("erin")]).await, 1);
+    store.forget_all();
+    assert_eq!(lookup("token-b").await, 5);
+}
