@@ -704,3 +704,84 @@ fn usage_errors_exit_64_and_a_missing_redis_is_named() {
     assert!(stderr.contains("admin API"), "{stderr}");
     assert!(keys_under(SHARED_REDIS_URL, &prefix).is_empty());
 }
+
+#[test]
+fn the_admin_api_under_mtls_takes_only_clients_with_a_certificate() {
+    use crate::common::pki::Pki;
+    let pki = Pki::new("admin");
+    let (ca, cert, key) = pki.write_server(&pki.server(1));
+    let client = pki.client(2);
+    let client_cert = pki.write("client.pem", &client.cert_pem);
+    let client_key = pki.write("client.key", &client.key_pem);
+    let prefix = unique_prefix("mtls");
+    let config = write_config(&format!(
+        "providers:
+  - name: test
+    secret_env: GH_TEST_SECRET
+default_access: authenticated
+shutdown_delay: 0s
+redis:
+  key_prefix: \"{prefix}\"
+admin:
+  addr: 127.0.0.1:0
+  tls:
+    cert_file: {}
+    key_file: {}
+    client_ca_file: {}
+",
+        cert.display(),
+        key.display(),
+        ca.display()
+    ));
+    let g = Gatehouse::start(Some(&config), &env(SHARED_REDIS_URL));
+    let admin = admin_addr(&g);
+    assert!(
+        g.proc.log_text().contains("tls=\"mtls\""),
+        "{}",
+        g.proc.log_text()
+    );
+    let url = format!("https://localhost:{}", admin.port());
+    let ca_arg = ca.display().to_string();
+    let (cert_arg, key_arg) = (
+        client_cert.display().to_string(),
+        client_key.display().to_string(),
+    );
+    let with_cert = revoke(
+        &config,
+        SHARED_REDIS_URL,
+        &[
+            "--sub",
+            "mallory",
+            "--admin",
+            &url,
+            "--admin-ca",
+            &ca_arg,
+            "--admin-cert",
+            &cert_arg,
+            "--admin-key",
+            &key_arg,
+        ],
+        None,
+    );
+    assert_eq!(revoked(&with_cert)["value"], "mallory");
+    let mallory = user_token("mallory", 10, json!({}));
+    assert_eq!(http_answer(&g, &mallory), (401, "token_revoked".to_owned()));
+
+    let without = revoke(
+        &config,
+        SHARED_REDIS_URL,
+        &["--sub", "trudy", "--admin", &url, "--admin-ca", &ca_arg],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert_eq!(without.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("admin API"), "{stderr}");
+    let listed = revoke(&config, SHARED_REDIS_URL, &["--list"], None);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "only the authenticated write: {text}"
+    );
+    redis_server::clean(SHARED_REDIS_URL, &prefix);
+}
