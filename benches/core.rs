@@ -16,7 +16,11 @@
 //!   empty one, and with 100,000 revocations loaded (25,000 each of
 //!   subjects, jtis, session ids and session tokens, none matching), in
 //!   the same run. Goal: 100k ≥ 0.98× empty, since a check is a few hash
-//!   probes, not a call.
+//!   probes, not a call. Because criterion measures one setup after the
+//!   other, and a shared machine drifts in between, the same three setups
+//!   are also timed paired: 61 rounds, each running 5,000 decisions of
+//!   every setup in turn (order rotated), the ratio taken per round and its
+//!   median kept, written to `target/criterion/revocation/paired.json`.
 //! - `grpc_allow/hand` beside `grpc_allow/prost`: the Envoy door's allow for
 //!   a token with Better Auth-shaped claims, written by `wire::encode_allow`
 //!   and by building the envoy-types message and encoding it with prost.
@@ -267,15 +271,18 @@ fn bench_revocation(c: &mut Criterion, fx: &Fixture) {
         ("empty", fx.authorizer_with("", with(&empty))),
         ("100k", fx.authorizer_with("", with(&loaded))),
     ];
-    let mut group = c.benchmark_group("revocation");
+    // Warm: every token verified once and cached.
     for (name, authz) in &setups {
-        // Warm: every token verified once and cached.
         let warm = inputs
             .iter()
             .all(|input| run_now(&fx.rt, authz.check(input)).is_allow());
         if !sane(&format!("revocation/{name}"), warm, &name) {
-            continue;
+            return;
         }
+    }
+    paired_revocation(fx, &setups, &inputs);
+    let mut group = c.benchmark_group("revocation");
+    for (name, authz) in &setups {
         let mut i = 0usize;
         group.bench_function(*name, |b| {
             b.iter(|| {
@@ -285,6 +292,59 @@ fn bench_revocation(c: &mut Criterion, fx: &Fixture) {
         });
     }
     group.finish();
+}
+
+/// The revocation setups timed in alternation (see the file's docs).
+fn paired_revocation(fx: &Fixture, setups: &[(&str, Authorizer)], inputs: &[CheckInput]) {
+    const ROUNDS: usize = 61;
+    const BLOCK: usize = 5000;
+    let mut per_call: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); setups.len()];
+    let mut i = 0usize;
+    for round in 0..ROUNDS {
+        for k in 0..setups.len() {
+            let s = (k + round) % setups.len();
+            let authz = &setups[s].1;
+            let started = std::time::Instant::now();
+            for _ in 0..BLOCK {
+                i = (i + 1) % inputs.len();
+                black_box(run_now(&fx.rt, authz.check(black_box(&inputs[i]))));
+            }
+            per_call[s].push(started.elapsed().as_nanos() as f64 / BLOCK as f64);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let index = |name: &str| setups.iter().position(|(n, _)| *n == name);
+    let (Some(empty), Some(loaded)) = (index("empty"), index("100k")) else {
+        return;
+    };
+    let ratios: Vec<f64> = per_call[empty]
+        .iter()
+        .zip(&per_call[loaded])
+        .map(|(e, l)| e / l)
+        .collect();
+    let mut doc = serde_json::Map::new();
+    for (s, (name, _)) in setups.iter().enumerate() {
+        doc.insert(format!("{name}_ns"), median(per_call[s].clone()).into());
+    }
+    let ratio = median(ratios);
+    doc.insert("ratio_100k_vs_empty".into(), ratio.into());
+    doc.insert("rounds".into(), ROUNDS.into());
+    doc.insert("block".into(), BLOCK.into());
+    eprintln!(
+        "revocation/paired: 100k vs empty throughput {ratio:.3}× (median of {ROUNDS} rounds)"
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion/revocation");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|t| std::path::PathBuf::from(t).join("criterion/revocation"))
+        .unwrap_or(dir);
+    let _ = std::fs::create_dir_all(&target);
+    let _ = std::fs::write(
+        target.join("paired.json"),
+        serde_json::Value::Object(doc).to_string(),
+    );
 }
 
 fn bench_verify(c: &mut Criterion, fx: &Fixture) {

@@ -316,7 +316,12 @@ impl Authorizer {
         };
         let (identity, cached) = self.identify(&credential, &input.headers, trace).await?;
         if let Some(revocations) = &self.shared.revocations {
-            revocations.check(&identity, &credential, &self.session_claims)?;
+            match &cached {
+                Some(c) => {
+                    revocations.check_cached(&c.verified, &credential, &self.session_claims)?
+                }
+                None => revocations.check(&identity, &credential, &self.session_claims)?,
+            }
         }
         if self.reads_tables {
             // Boxed: rare next to a cached token's decision, which stays small.

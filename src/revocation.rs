@@ -22,7 +22,7 @@
 pub(crate) mod stream;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,6 +38,7 @@ use crate::identity::Identity;
 use crate::session::token_sha256;
 use crate::store::Store;
 use crate::telemetry::Metrics;
+use crate::verify::Verified;
 
 /// Longest subject, jti or session id accepted.
 pub(crate) const MAX_VALUE_LEN: usize = 1024;
@@ -377,12 +378,27 @@ impl std::fmt::Display for StreamId {
     }
 }
 
+/// The generation of the revocation list a verified token was last found
+/// clear against (0: never checked). Kept with the verified-token cache
+/// entry: while the list has not changed since, a hit needs no lookup.
+#[derive(Debug, Default)]
+pub struct Cleared(AtomicU64);
+
+impl Clone for Cleared {
+    fn clone(&self) -> Self {
+        Cleared(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
 /// The revocation list of one process, kept across configuration
 /// generations: loaded from and following the shared stream when a store
 /// is configured.
 pub struct Revocations {
     /// What requests check; replaced whole on every change.
     current: ArcSwap<Snapshot>,
+    /// Bumped after every replacement of `current` (starts at 1), so a
+    /// token found clear at generation G needs no lookup while it is G.
+    generation: AtomicU64,
     /// The entries the snapshot is built from (follower and pruner only).
     master: Mutex<Master>,
     /// `None`: nothing to follow (benchmarks, tests).
@@ -426,6 +442,7 @@ impl Revocations {
         let (added, _) = broadcast::channel(64);
         let r = Arc::new(Revocations {
             current: ArcSwap::from_pointee(Snapshot::default()),
+            generation: AtomicU64::new(1),
             master: Mutex::new(Master {
                 entries: BTreeMap::new(),
                 next_expiry: i64::MAX,
@@ -553,6 +570,26 @@ impl Revocations {
         }
     }
 
+    /// [`Revocations::check`] for a token from the verified-token cache:
+    /// no lookup while the list is the one it was last found clear against.
+    pub(crate) fn check_cached(
+        &self,
+        verified: &Verified,
+        credential: &Credential,
+        session_claims: &[(Arc<str>, String)],
+    ) -> Result<(), AuthError> {
+        // The generation is read before the snapshot the check loads: the
+        // snapshot is at least as new, so recording this generation as
+        // clear never skips a revocation.
+        let generation = self.generation.load(Ordering::Acquire);
+        if verified.revocations.0.load(Ordering::Relaxed) == generation {
+            return Ok(());
+        }
+        self.check(&verified.identity, credential, session_claims)?;
+        verified.revocations.0.store(generation, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Applies entries read from the stream (or loaded at start); entries
     /// already expired at `now` are skipped. Returns how many were new.
     pub(crate) fn apply(&self, entries: Vec<Entry>, now: i64) -> usize {
@@ -605,6 +642,7 @@ impl Revocations {
         let snapshot = Snapshot::build(master.entries.values());
         self.publish_counts(&snapshot);
         self.current.store(Arc::new(snapshot));
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     fn publish_counts(&self, s: &Snapshot) {

@@ -616,3 +616,34 @@ async fn a_revocation_evicts_the_cached_sessions_it_matches() {
     store.forget_all();
     assert_eq!(lookup("token-b").await, 5);
 }
+
+#[test]
+fn a_cached_token_found_clear_is_checked_again_once_the_list_changes() {
+    use crate::verify::{KeyRef, Verified};
+    let list = Revocations::offline(Arc::new(Metrics::new()));
+    let verified = Verified {
+        identity: jwt_identity("idp", json!({"sub": "alice", "iat": 5})),
+        exp: None,
+        key: KeyRef {
+            provider: 0,
+            key_id: 0,
+        },
+        headers: Default::default(),
+        revocations: Default::default(),
+    };
+    list.insert("sub", ["bob".to_owned()], i64::MAX);
+    assert!(list.check_cached(&verified, &jwt(), &[]).is_ok());
+    assert!(list.check_cached(&verified, &jwt(), &[]).is_ok(), "memoized");
+    list.insert("sub", ["alice".to_owned()], i64::MAX);
+    assert!(matches!(
+        list.check_cached(&verified, &jwt(), &[]),
+        Err(AuthError::Revoked(RevokedKind::Subject))
+    ));
+    assert!(
+        list.check_cached(&verified, &jwt(), &[]).is_err(),
+        "a revoked token is never memoized as clear"
+    );
+    // Expiry changes the list too: the token is clear again.
+    list.prune(i64::MAX);
+    assert!(list.check_cached(&verified, &jwt(), &[]).is_ok());
+}
