@@ -122,6 +122,13 @@ pub(crate) fn run(args: RevokeArgs, env: Env) -> ExitCode {
     });
     match result {
         Ok(entries) => {
+            let now = revocation::now();
+            if !args.list && entries.iter().any(|e| e.expires_at <= now) {
+                eprintln!(
+                    "gatehouse: revoke: note: recorded, but already expired: no credential it \
+                     matches can still be valid"
+                );
+            }
             let mut out = String::new();
             for e in &entries {
                 out.push_str(&e.to_json().to_string());
