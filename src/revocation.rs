@@ -353,6 +353,11 @@ struct Master {
     entries: BTreeMap<StreamId, Entry>,
     /// The earliest `expires_at` among them (`i64::MAX` when none).
     next_expiry: i64,
+    /// The last stream id the follower has read, applied or not (expired,
+    /// unparsable): where it resumes. Entries this replica applies as it
+    /// writes them do not move it, since entries other writers appended
+    /// just before may not have been read yet.
+    cursor: Option<StreamId>,
 }
 
 /// A stream id, ordered as Redis orders them.
@@ -446,6 +451,7 @@ impl Revocations {
             master: Mutex::new(Master {
                 entries: BTreeMap::new(),
                 next_expiry: i64::MAX,
+                cursor: None,
             }),
             store,
             key,
@@ -463,7 +469,13 @@ impl Revocations {
     /// hex SHA-256 values) expiring at `expires_at`, as if read from the
     /// stream (benchmarks); values that do not parse are skipped.
     pub fn insert(&self, kind: &str, values: impl IntoIterator<Item = String>, expires_at: i64) {
-        let mut next = self.last_id().unwrap_or_default();
+        let mut next = self
+            .master_lock()
+            .entries
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or_default();
         let entries = values
             .into_iter()
             .filter_map(|value| {
@@ -617,6 +629,23 @@ impl Revocations {
         n
     }
 
+    /// [`Revocations::apply`] for what the follower read, up to and
+    /// including stream id `through` (the last id of the read, whether its
+    /// entry parsed or not): the follower resumes after it.
+    pub(crate) fn apply_read(
+        &self,
+        entries: Vec<Entry>,
+        through: Option<StreamId>,
+        now: i64,
+    ) -> usize {
+        let n = self.apply(entries, now);
+        if let Some(through) = through {
+            let mut master = self.master_lock();
+            master.cursor = Some(master.cursor.map_or(through, |c| c.max(through)));
+        }
+        n
+    }
+
     /// Drops entries that expired by `now`.
     pub(crate) fn prune(&self, now: i64) {
         let mut master = self.master_lock();
@@ -633,9 +662,10 @@ impl Revocations {
         self.rebuild(&master);
     }
 
-    /// The id of the newest entry applied, where a follower resumes.
+    /// The last stream id read, where the follower resumes (`None`:
+    /// nothing read yet, so from the start).
     pub(crate) fn last_id(&self) -> Option<StreamId> {
-        self.master_lock().entries.keys().next_back().copied()
+        self.master_lock().cursor
     }
 
     fn rebuild(&self, master: &Master) {

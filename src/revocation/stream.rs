@@ -228,7 +228,8 @@ async fn follow_once(
             .query_async(&mut conn)
             .await?;
         let full = page.ids.len() >= PAGE;
-        list.apply(parse_entries(page.ids), super::now());
+        let through = last_raw_id(&page.ids);
+        list.apply_read(parse_entries(page.ids), through, super::now());
         if !full {
             break;
         }
@@ -261,11 +262,17 @@ async fn follow_once(
             .flat_map(|k| k.ids)
             .collect::<Vec<_>>();
         if !ids.is_empty() {
-            let n = list.apply(parse_entries(ids), super::now());
+            let through = last_raw_id(&ids);
+            let n = list.apply_read(parse_entries(ids), through, super::now());
             tracing::debug!(revocation.applied = n, "revocations applied");
         }
         list.metrics.revocation_synced_now();
     }
+}
+
+/// The id of the last entry of a read, parsable or not.
+fn last_raw_id(ids: &[RedisStreamId]) -> Option<StreamId> {
+    ids.last().and_then(|e| StreamId::parse(&e.id))
 }
 
 /// Stream entries → revocation entries; what does not parse is skipped.

@@ -331,7 +331,7 @@ fn the_list_applies_expires_and_answers_token_revoked() {
     );
     assert_eq!(applied, 1, "expired entries and bad ids are skipped");
     assert_eq!(list.len(), 1);
-    assert_eq!(list.last_id(), Some(StreamId { ms: 5, seq: 0 }));
+    assert_eq!(list.last_id(), None, "applied as written: not read yet");
     assert!(matches!(
         list.check(&alice, &jwt(), &[]),
         Err(AuthError::Revoked(RevokedKind::Subject))
@@ -346,7 +346,28 @@ fn the_list_applies_expires_and_answers_token_revoked() {
     list.prune(now + 10);
     assert_eq!(list.len(), 0);
     assert!(list.check(&alice, &jwt(), &[]).is_ok());
-    assert_eq!(list.last_id(), None);
+}
+
+#[test]
+fn the_follower_resumes_after_the_last_id_read_whatever_it_held() {
+    let list = Revocations::offline(Arc::new(Metrics::new()));
+    let id = |ms| StreamId { ms, seq: 0 };
+    // Read: one live entry, then an expired one and one that did not parse.
+    list.apply_read(vec![entry("5-0", sub("a"), 100)], Some(id(5)), 0);
+    list.apply_read(vec![entry("6-0", sub("b"), 0)], Some(id(7)), 1);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list.last_id(), Some(id(7)), "past what was skipped");
+    // Written here and applied at once: the cursor stays, so entries other
+    // writers appended just before are still read.
+    list.apply(vec![entry("9-0", sub("c"), 100)], 1);
+    assert_eq!(list.len(), 2);
+    assert_eq!(list.last_id(), Some(id(7)));
+    // Expiry empties the list, not the cursor.
+    list.prune(100);
+    assert_eq!(list.len(), 0);
+    assert_eq!(list.last_id(), Some(id(7)));
+    assert_eq!(list.apply_read(vec![], Some(id(3)), 1), 0);
+    assert_eq!(list.last_id(), Some(id(7)), "never moves back");
 }
 
 #[test]
@@ -633,7 +654,10 @@ fn a_cached_token_found_clear_is_checked_again_once_the_list_changes() {
     };
     list.insert("sub", ["bob".to_owned()], i64::MAX);
     assert!(list.check_cached(&verified, &jwt(), &[]).is_ok());
-    assert!(list.check_cached(&verified, &jwt(), &[]).is_ok(), "memoized");
+    assert!(
+        list.check_cached(&verified, &jwt(), &[]).is_ok(),
+        "memoized"
+    );
     list.insert("sub", ["alice".to_owned()], i64::MAX);
     assert!(matches!(
         list.check_cached(&verified, &jwt(), &[]),
