@@ -662,6 +662,12 @@ impl Revocations {
         self.rebuild(&master);
     }
 
+    /// Reads the stream from the start again (it was rebuilt behind the
+    /// cursor); entries already held are recognized by id.
+    pub(crate) fn reset_cursor(&self) {
+        self.master_lock().cursor = None;
+    }
+
     /// The last stream id read, where the follower resumes (`None`:
     /// nothing read yet, so from the start).
     pub(crate) fn last_id(&self) -> Option<StreamId> {

@@ -265,6 +265,30 @@ async fn follow_once(
             let through = last_raw_id(&ids);
             let n = list.apply_read(parse_entries(ids), through, super::now());
             tracing::debug!(revocation.applied = n, "revocations applied");
+            continue;
+        }
+        // Nothing new for a whole block: make sure the stream was not
+        // rebuilt behind the cursor (a Redis whose clock is behind the old
+        // one's gives new entries older ids, which a read after the cursor
+        // never returns). Its newest entry is never older than the cursor
+        // otherwise: trimming removes the oldest, expiry removes the key.
+        let newest: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        if let (Some(newest), Some(cursor)) = (last_raw_id(&newest.ids), list.last_id())
+            && newest < cursor
+        {
+            tracing::warn!(
+                revocation.last_id = %cursor,
+                revocation.newest_id = %newest,
+                "the revocation stream was rebuilt with older ids; reading it from the start"
+            );
+            list.reset_cursor();
         }
         list.metrics.revocation_synced_now();
     }

@@ -671,3 +671,47 @@ fn a_cached_token_found_clear_is_checked_again_once_the_list_changes() {
     list.prune(i64::MAX);
     assert!(list.check_cached(&verified, &jwt(), &[]).is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_rebuilt_with_older_ids_is_read_again_from_the_start() {
+    let prefix = prefix("rebuilt");
+    let writer = store(&prefix);
+    let key = format!("{prefix}revocations");
+    let far = super::now() + 3600;
+    // An entry from a Redis whose clock was far ahead.
+    let _: String = redis_cmd(
+        &writer,
+        redis::cmd("XADD")
+            .arg(&key)
+            .arg("99999999999999-0")
+            .arg("kind")
+            .arg("sub")
+            .arg("value")
+            .arg("ahead")
+            .arg("at")
+            .arg(super::now())
+            .arg("expires")
+            .arg(far)
+            .clone(),
+    )
+    .await;
+    let list = Revocations::new(store(&prefix), Arc::new(Metrics::new()));
+    list.start();
+    assert!(list.wait_synced(Duration::from_secs(5)).await);
+    assert_eq!(list.len(), 1);
+    // The stream is rebuilt by a Redis with a sane clock: older ids.
+    let _: i64 = redis_cmd(&writer, redis::cmd("DEL").arg(&key).clone()).await;
+    stream::append(&writer, sub("behind"), "", &horizons("1h"), super::now())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while list.len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the entry with an older id was never read"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    list.stop();
+    let _: i64 = redis_cmd(&writer, redis::cmd("DEL").arg(&key).clone()).await;
+}
