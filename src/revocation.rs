@@ -130,11 +130,20 @@ impl Selector {
     }
 
     /// Whether this revokes a cached Better Auth session: its subject
-    /// (sessions carry no issue time, so a `before` entry takes them all),
-    /// its id, or its token (`token` is [`token_sha256`] of it).
+    /// (with `before`, when it was created earlier, or its creation is not
+    /// known), its id, or its token (`token` is [`token_sha256`] of it).
     pub(crate) fn matches_session(&self, identity: &Identity, token: &[u8; 32]) -> bool {
         match self {
-            Selector::Sub { sub, .. } => identity.sub() == Some(sub.as_str()),
+            Selector::Sub { sub, before } => {
+                identity.sub() == Some(sub.as_str())
+                    && before.is_none_or(|b| {
+                        identity
+                            .claims
+                            .get("iat")
+                            .and_then(unix_seconds)
+                            .is_none_or(|iat| iat < b)
+                    })
+            }
             Selector::Sid(sid) => {
                 identity.claims.get("session_id").and_then(Value::as_str) == Some(sid.as_str())
             }

@@ -55,7 +55,8 @@ const PROVIDER: &str = "session";
 /// `to_jsonb(row)`, which yields NULL where the column does not exist, so
 /// one query fits every schema.
 const SESSION_QUERY: &str = "SELECT s.id, s.\"userId\", s.\"expiresAt\", u.email, u.name, \
-     u.\"emailVerified\", u.image, to_jsonb(s) ->> 'activeOrganizationId' \
+     u.\"emailVerified\", u.image, to_jsonb(s) ->> 'activeOrganizationId', \
+     (to_jsonb(s) ->> 'createdAt')::timestamptz \
      FROM \"session\" s JOIN \"user\" u ON u.id = s.\"userId\" WHERE s.token = $1";
 
 /// A session by id, for tokens bound to one (`session_claim`).
@@ -715,6 +716,10 @@ async fn introspect(
         email_verified: user.get("emailVerified").and_then(Value::as_bool),
         image: user.get("image").and_then(Value::as_str),
         active_organization: session.get("activeOrganizationId").and_then(Value::as_str),
+        created_at: session
+            .get("createdAt")
+            .and_then(Value::as_str)
+            .and_then(|s| humantime::parse_rfc3339(s).ok()),
     };
     Ok(answer(fields, expires_at))
 }
@@ -731,6 +736,7 @@ async fn query_postgres(pool: &Pool, token: &str) -> Result<Cached, Unavailable>
     let email_verified: Option<bool> = row.try_get(5).map_err(column)?;
     let image: Option<String> = row.try_get(6).map_err(column)?;
     let active_organization: Option<String> = row.try_get(7).map_err(column)?;
+    let created_at: Option<SystemTime> = row.try_get(8).map_err(column)?;
     let fields = UserFields {
         token,
         user_id: &user_id,
@@ -740,6 +746,7 @@ async fn query_postgres(pool: &Pool, token: &str) -> Result<Cached, Unavailable>
         email_verified,
         image: image.as_deref(),
         active_organization: active_organization.as_deref(),
+        created_at,
     };
     Ok(answer(fields, expires_at))
 }
@@ -764,6 +771,8 @@ struct UserFields<'a> {
     image: Option<&'a str>,
     /// The organization plugin's `activeOrganizationId`.
     active_organization: Option<&'a str>,
+    /// When the session was created (`createdAt`), when known.
+    created_at: Option<SystemTime>,
 }
 
 /// A found session: valid with the user's identity, or expired.
@@ -788,6 +797,14 @@ fn answer(fields: UserFields<'_>, expires_at: SystemTime) -> Cached {
     claims.insert("session_id".into(), Value::from(fields.session_id));
     if let Some(org) = fields.active_organization {
         claims.insert("active_organization_id".into(), Value::from(org));
+    }
+    // The session's creation as `iat`, so a revocation of the user's
+    // credentials issued before a time takes exactly the older sessions.
+    if let Some(iat) = fields
+        .created_at
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+    {
+        claims.insert("iat".into(), Value::from(iat.as_secs()));
     }
     Cached::Valid {
         identity: Identity {
@@ -922,6 +939,7 @@ mod tests {
             email_verified: Some(false),
             image: None,
             active_organization: Some("org1"),
+            created_at: Some(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
         };
         let past = SystemTime::now() - Duration::from_secs(1);
         assert!(matches!(
@@ -938,6 +956,7 @@ mod tests {
         assert_eq!(identity.claims["name"], "Ann");
         assert_eq!(identity.claims["email_verified"], false);
         assert_eq!(identity.claims["session_id"], "s1");
+        assert_eq!(identity.claims["iat"], 1_700_000_000);
         assert!(!identity.claims.contains_key("image"));
     }
 }

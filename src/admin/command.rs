@@ -45,8 +45,8 @@ pub(crate) struct RevokeArgs {
     #[arg(long, value_name = "SUBJECT")]
     sub: Option<String>,
     /// With --sub: only the credentials issued before TIME (RFC 3339 or
-    /// Unix seconds); a token without `iat`, and any session, counts as
-    /// issued before.
+    /// Unix seconds): tokens by `iat`, sessions by creation; without
+    /// either, a credential counts as issued before.
     #[arg(long, value_name = "TIME", requires = "sub", conflicts_with_all = ["jti", "sid", "session", "list"])]
     before: Option<String>,
     /// Revoke one token by its `jti` claim.

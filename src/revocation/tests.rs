@@ -434,6 +434,17 @@ fn a_session_revocation_finds_cached_sessions_by_subject_id_and_token() {
             .matches_session(&identity, &token)
     );
     assert!(!Selector::Jti("s1".into()).matches_session(&identity, &token));
+    let before = |t| Selector::Sub {
+        sub: "u1".into(),
+        before: Some(t),
+    };
+    assert!(
+        before(1).matches_session(&identity, &token),
+        "creation unknown"
+    );
+    let created = jwt_identity("session", json!({"sub": "u1", "iat": 1000}));
+    assert!(before(1001).matches_session(&created, &token));
+    assert!(!before(1000).matches_session(&created, &token));
 }
 
 // Against a real Redis.
