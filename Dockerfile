@@ -12,13 +12,14 @@ WORKDIR /src
 ARG GATEHOUSE_GIT_SHA=unknown
 # Dependencies first, so editing the sources reuses the cached dependency layer.
 COPY Cargo.toml Cargo.lock build.rs ./
+# build.rs compiles the admin API's proto, so it comes with the manifest.
+COPY proto ./proto
 COPY benches ./benches
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
-COPY proto ./proto
 COPY src ./src
 # The stub build above left fresh fingerprints: touch the real sources so they rebuild.
 RUN touch src/main.rs src/lib.rs \

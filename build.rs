@@ -1,15 +1,23 @@
-//! Build information baked into the binary: the git commit it was built from.
+//! Build information baked into the binary, and the project's own protos.
 //!
 //! Emits `GATEHOUSE_GIT_SHA` (short sha of HEAD, or `unknown` outside a git
 //! checkout such as a container build context) for `env!` in the crate. A
 //! `GATEHOUSE_GIT_SHA` set in the build environment wins, so image builds can
-//! pass the commit in. Nothing here generates code: Envoy's protos come
-//! compiled from `envoy-types`.
+//! pass the commit in.
+//!
+//! Compiles `proto/gatehouse/admin/v1/admin.proto` (the admin API) with
+//! `protox`, a protobuf compiler in Rust, into a descriptor set that
+//! `tonic-prost-build` turns into the server and client code: no system
+//! `protoc` is needed. Envoy's protos come compiled from `envoy-types`.
 
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The project's own protos, relative to `proto/`.
+const PROTOS: &[&str] = &["gatehouse/admin/v1/admin.proto"];
+
 fn main() {
+    compile_protos();
     println!("cargo:rerun-if-env-changed=GATEHOUSE_GIT_SHA");
     let from_env = std::env::var("GATEHOUSE_GIT_SHA")
         .ok()
@@ -22,6 +30,26 @@ fn main() {
         }
     };
     println!("cargo:rustc-env=GATEHOUSE_GIT_SHA={sha}");
+}
+
+/// Parses [`PROTOS`] and generates their prost messages and tonic service
+/// code into `OUT_DIR`; a proto that does not compile fails the build with
+/// protox's message (file, line and column).
+fn compile_protos() {
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed=proto/{proto}");
+    }
+    let fds = match protox::compile(PROTOS, ["proto"]) {
+        Ok(fds) => fds,
+        Err(e) => panic!("cannot compile proto/: {e:?}"),
+    };
+    if let Err(e) = tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(fds)
+    {
+        panic!("cannot generate code for proto/: {e}");
+    }
 }
 
 /// Re-run when HEAD moves: watch HEAD, the branch it points at and

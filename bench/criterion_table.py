@@ -6,7 +6,10 @@
 Reads every target/criterion/**/new/{benchmark,estimates}.json, prints the
 median per benchmark, puts each cold verification beside the raw
 jsonwebtoken call of the same run, and checks the goals. With a file
-argument it replaces the text between the CRITERION markers.
+argument it replaces the text between the CRITERION markers, and the
+revocation rows (the warm decision with 0 and 100,000 revocations loaded)
+between the CRITERION-REVOCATION markers; a block whose benchmarks were not
+run (`cargo bench --bench core -- revocation`) is left as it was.
 """
 
 import json
@@ -16,6 +19,8 @@ from pathlib import Path
 
 BEGIN = "<!-- BEGIN GENERATED: criterion -->"
 END = "<!-- END GENERATED: criterion -->"
+REV_BEGIN = "<!-- BEGIN GENERATED: criterion-revocation -->"
+REV_END = "<!-- END GENERATED: criterion-revocation -->"
 
 
 def load(target):
@@ -68,20 +73,67 @@ def render(results):
     return "\n".join(out)
 
 
+def render_revocation(results, target_dir="target"):
+    """The warm decision over rotating cached tokens with no list, an empty
+    one and 100,000 revocations, as throughput relative to the empty list."""
+    rows = [(name, results.get(("revocation", name))) for name in ("none", "empty", "100k")]
+    empty = results.get(("revocation", "empty"))
+    if empty is None:
+        return None
+    labels = {
+        "none": "no revocation list (no Redis)",
+        "empty": "revocation list, 0 entries",
+        "100k": "revocation list, 100,000 entries",
+    }
+    paired = {}
+    paired_file = Path(target_dir, "criterion", "revocation", "paired.json")
+    if paired_file.exists():
+        paired = json.loads(paired_file.read_text())
+    out = ["| warm decision, 1,000 rotating cached tokens | criterion median | throughput vs 0 entries | "
+           "paired median | paired throughput vs 0 entries | goal | verdict |",
+           "|---|---|---|---|---|---|---|"]
+    for name, v in rows:
+        if v is None:
+            continue
+        ratio = empty / v
+        p = paired.get(f"{name}_ns")
+        p_empty = paired.get("empty_ns")
+        p_ratio = paired.get("ratio_100k_vs_empty") if name == "100k" else (p_empty / p if p and p_empty else None)
+        judged = p_ratio if p_ratio is not None else ratio
+        goal, verdict = ("≥ 0.98×", "met" if judged >= 0.98 else "**missed**") if name == "100k" else ("–", "–")
+        out.append(f"| {labels[name]} | {ns(v)} | {ratio:.3f}× | {ns(p)} | "
+                   f"{'–' if p_ratio is None else f'{p_ratio:.3f}×'} | {goal} | {verdict} |")
+    if paired:
+        out += ["", f"Paired: {paired.get('rounds')} rounds of {paired.get('block')} decisions per setup, "
+                "setups alternating; the 100k ratio is the median of the per-round ratios, and it is "
+                "what the verdict judges."]
+    return "\n".join(out)
+
+
+def replace_block(doc, begin, end, text):
+    if begin not in doc or end not in doc:
+        doc = doc.rstrip("\n") + f"\n\n{begin}\n{end}\n"
+    head, _, rest = doc.partition(begin)
+    _, _, tail = rest.partition(end)
+    return f"{head}{begin}\n{text}\n{end}{tail}"
+
+
 def main():
     target = sys.argv[1] if len(sys.argv) > 1 else "target"
     dest = sys.argv[2] if len(sys.argv) > 2 else "-"
-    text = render(load(target))
+    results = load(target)
+    text = render(results) if ("decision", "cached") in results else None
+    revocation = render_revocation(results, target)
     if dest == "-":
-        print(text)
+        print("\n\n".join(t for t in (text, revocation) if t))
         return
     path = Path(dest)
     doc = path.read_text()
-    if BEGIN not in doc or END not in doc:
-        doc = doc.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
-    head, _, rest = doc.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    if text is not None:
+        doc = replace_block(doc, BEGIN, END, text)
+    if revocation is not None:
+        doc = replace_block(doc, REV_BEGIN, REV_END, revocation)
+    path.write_text(doc)
 
 
 if __name__ == "__main__":

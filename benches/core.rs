@@ -11,6 +11,16 @@
 //!   audience and `exp` checks, measured in the same run.
 //! - `rules/100/*`: `RuleSet::find` over 100 compiled rules on a normalized
 //!   path, for the last rule, a mid rule and a miss.
+//! - `revocation/{none,empty,100k}`: the warm decision over 1,000
+//!   rotating cached tokens without a revocation list (no Redis), with an
+//!   empty one, and with 100,000 revocations loaded (25,000 each of
+//!   subjects, jtis, session ids and session tokens, none matching), in
+//!   the same run. Goal: 100k ≥ 0.98× empty, since a check is a few hash
+//!   probes, not a call. Because criterion measures one setup after the
+//!   other, and a shared machine drifts in between, the same three setups
+//!   are also timed paired: 61 rounds, each running 5,000 decisions of
+//!   every setup in turn (order rotated), the ratio taken per round and its
+//!   median kept, written to `target/criterion/revocation/paired.json`.
 //! - `grpc_allow/hand` beside `grpc_allow/prost`: the Envoy door's allow for
 //!   a token with Better Auth-shaped claims, written by `wire::encode_allow`
 //!   and by building the envoy-types message and encoding it with prost.
@@ -36,7 +46,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use gatehouse::internals::Metrics;
 use gatehouse::internals::Verifier;
 use gatehouse::internals::{Access, Config, Env, LoadOptions};
-use gatehouse::internals::{Authorizer, CheckInput, Door};
+use gatehouse::internals::{Authorizer, CheckInput, Door, Revocations, Shared};
 use gatehouse::internals::{RawMatch, RawRule};
 use gatehouse::internals::{RuleSet, normalize_path};
 use http::{HeaderMap, HeaderValue};
@@ -155,8 +165,13 @@ impl Fixture {
     }
 
     fn authorizer(&self, extra_yaml: &str) -> Authorizer {
+        self.authorizer_with(extra_yaml, Shared::default())
+    }
+
+    fn authorizer_with(&self, extra_yaml: &str, shared: Shared) -> Authorizer {
         let authorizer =
-            Authorizer::new(self.config(extra_yaml), Arc::new(Metrics::new())).expect("authorizer");
+            Authorizer::with_shared(self.config(extra_yaml), Arc::new(Metrics::new()), shared)
+                .expect("authorizer");
         self.rt.block_on(async {
             authorizer.start();
             assert!(
@@ -172,6 +187,10 @@ impl Fixture {
 }
 
 fn check_input(token: &str) -> CheckInput {
+    check_input_at(token, "/api/user00000001/profile?tab=1")
+}
+
+fn check_input_at(token: &str, path: &str) -> CheckInput {
     let mut headers = HeaderMap::new();
     headers.insert(
         "authorization",
@@ -181,7 +200,7 @@ fn check_input(token: &str) -> CheckInput {
     CheckInput {
         door: Door::Grpc,
         method: "GET".into(),
-        path: "/api/user00000001/profile?tab=1".into(),
+        path: path.into(),
         host: Some("app.bench".into()),
         headers,
         request_id: Some("bench-request".into()),
@@ -220,6 +239,113 @@ fn bench_decision(c: &mut Criterion, fx: &Fixture) {
         });
     }
     group.finish();
+}
+
+/// Tokens of users 1..=n, each with the path its rule allows.
+fn rotating_inputs(fx: &Fixture, n: u64) -> Vec<CheckInput> {
+    let key = fx.key(BenchAlg::EdDSA);
+    (1..=n)
+        .map(|i| {
+            let claims =
+                keys::better_auth_claims(i, &issuer(BenchAlg::EdDSA), AUDIENCE, keys::now(), 3600);
+            let token = key.sign(&claims).expect("sign");
+            check_input_at(&token, &format!("/api/user{i:08}/profile?tab=1"))
+        })
+        .collect()
+}
+
+fn bench_revocation(c: &mut Criterion, fx: &Fixture) {
+    let inputs = rotating_inputs(fx, 1000);
+    let empty = Revocations::offline(Arc::new(Metrics::new()));
+    let loaded = Revocations::offline(Arc::new(Metrics::new()));
+    let far = i64::MAX;
+    loaded.insert("sub", (0..25_000).map(|i| format!("revoked-user{i}")), far);
+    loaded.insert("jti", (0..25_000).map(|i| format!("jti-{i}")), far);
+    loaded.insert("sid", (0..25_000).map(|i| format!("sid-{i}")), far);
+    loaded.insert("session", (0..25_000u64).map(|i| format!("{i:064x}")), far);
+    let with = |list: &Arc<Revocations>| Shared {
+        store: None,
+        revocations: Some(list.clone()),
+    };
+    let setups = [
+        ("none", fx.authorizer("")),
+        ("empty", fx.authorizer_with("", with(&empty))),
+        ("100k", fx.authorizer_with("", with(&loaded))),
+    ];
+    // Warm: every token verified once and cached.
+    for (name, authz) in &setups {
+        let warm = inputs
+            .iter()
+            .all(|input| run_now(&fx.rt, authz.check(input)).is_allow());
+        if !sane(&format!("revocation/{name}"), warm, &name) {
+            return;
+        }
+    }
+    paired_revocation(fx, &setups, &inputs);
+    let mut group = c.benchmark_group("revocation");
+    for (name, authz) in &setups {
+        let mut i = 0usize;
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                i = (i + 1) % inputs.len();
+                run_now(&fx.rt, authz.check(black_box(&inputs[i])))
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The revocation setups timed in alternation (see the file's docs).
+fn paired_revocation(fx: &Fixture, setups: &[(&str, Authorizer)], inputs: &[CheckInput]) {
+    const ROUNDS: usize = 61;
+    const BLOCK: usize = 5000;
+    let mut per_call: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); setups.len()];
+    let mut i = 0usize;
+    for round in 0..ROUNDS {
+        for k in 0..setups.len() {
+            let s = (k + round) % setups.len();
+            let authz = &setups[s].1;
+            let started = std::time::Instant::now();
+            for _ in 0..BLOCK {
+                i = (i + 1) % inputs.len();
+                black_box(run_now(&fx.rt, authz.check(black_box(&inputs[i]))));
+            }
+            per_call[s].push(started.elapsed().as_nanos() as f64 / BLOCK as f64);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let index = |name: &str| setups.iter().position(|(n, _)| *n == name);
+    let (Some(empty), Some(loaded)) = (index("empty"), index("100k")) else {
+        return;
+    };
+    let ratios: Vec<f64> = per_call[empty]
+        .iter()
+        .zip(&per_call[loaded])
+        .map(|(e, l)| e / l)
+        .collect();
+    let mut doc = serde_json::Map::new();
+    for (s, (name, _)) in setups.iter().enumerate() {
+        doc.insert(format!("{name}_ns"), median(per_call[s].clone()).into());
+    }
+    let ratio = median(ratios);
+    doc.insert("ratio_100k_vs_empty".into(), ratio.into());
+    doc.insert("rounds".into(), ROUNDS.into());
+    doc.insert("block".into(), BLOCK.into());
+    eprintln!(
+        "revocation/paired: 100k vs empty throughput {ratio:.3}× (median of {ROUNDS} rounds)"
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion/revocation");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|t| std::path::PathBuf::from(t).join("criterion/revocation"))
+        .unwrap_or(dir);
+    let _ = std::fs::create_dir_all(&target);
+    let _ = std::fs::write(
+        target.join("paired.json"),
+        serde_json::Value::Object(doc).to_string(),
+    );
 }
 
 fn bench_verify(c: &mut Criterion, fx: &Fixture) {
@@ -385,6 +511,7 @@ fn benches(c: &mut Criterion) {
     let fx = Fixture::new();
     bench_allow_encoding(c, &fx);
     bench_decision(c, &fx);
+    bench_revocation(c, &fx);
     bench_verify(c, &fx);
     bench_rules(c);
 }

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `check-config`, `verify`, `demo`,
-//! `proxy-config`, `doctor` (README.md, "Command line";
+//! `proxy-config`, `doctor`, `revoke` (README.md, "Command line";
 //! docs/configuration.md).
 //!
 //! Parses arguments with clap, loads the config through
@@ -64,6 +64,8 @@ enum Command {
     /// Probe a running proxy in front of gatehouse for wiring mistakes
     /// (exit 0 when every check passes, 1 otherwise).
     Doctor(DoctorArgs),
+    /// Revoke a subject, token, or session on every replica (Redis), or list revocations.
+    Revoke(crate::admin::command::RevokeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +201,7 @@ pub(crate) fn run(args: impl IntoIterator<Item = OsString>, env: Env) -> ExitCod
         Command::Demo(args) => demo(args, &env),
         Command::ProxyConfig(args) => proxy_config(args, env),
         Command::Doctor(args) => doctor(args, &env),
+        Command::Revoke(args) => crate::admin::command::run(args, env),
     }
 }
 
@@ -379,7 +382,7 @@ fn write_stdout(text: &str) -> ExitCode {
     }
 }
 
-fn read_token(arg: &str) -> Result<String, String> {
+pub(crate) fn read_token(arg: &str) -> Result<String, String> {
     if arg != "-" {
         return Ok(arg.trim().to_owned());
     }

@@ -22,6 +22,7 @@ use crate::extract::{Credential, Extractor};
 use crate::identity::{Identity, RenderedHeaders};
 use crate::policy::{Captures, OrganizationCheck, Rule, normalize_path};
 use crate::ratelimit::{Caller, RateLimiter};
+use crate::revocation::Revocations;
 use crate::session::SessionStore;
 use crate::store::Store;
 use crate::telemetry::{Fingerprint, Metrics};
@@ -111,13 +112,17 @@ impl Decision {
     }
 }
 
-/// What outlives configuration generations: the shared store. `serve`
-/// makes one at start and hands it to every generation; `verify`, `demo`
-/// and the benchmarks run without it.
+/// What outlives configuration generations: the shared store and the
+/// revocation list that follows it. `serve` makes one at start and hands
+/// it to every generation; `verify`, `demo` and the benchmarks run without
+/// it.
 #[derive(Debug, Clone, Default)]
 pub struct Shared {
     /// `None` when no Redis URL is configured.
     pub store: Option<Arc<Store>>,
+    /// The revocations every request is checked against (after
+    /// identification, cache hits included); `None` without a store.
+    pub revocations: Option<Arc<Revocations>>,
 }
 
 impl Shared {
@@ -130,7 +135,10 @@ impl Shared {
             )),
             None => None,
         };
-        Ok(Shared { store })
+        let revocations = store
+            .as_ref()
+            .map(|s| Revocations::new(s.clone(), metrics.clone()));
+        Ok(Shared { store, revocations })
     }
 }
 
@@ -141,7 +149,7 @@ pub struct Authorizer {
     extractor: Extractor,
     verifier: Verifier,
     token_cache: TokenCache,
-    sessions: Option<SessionStore>,
+    sessions: Option<Arc<SessionStore>>,
     /// Providers whose tokens are bound to a live session: name → claim.
     session_claims: Vec<(Arc<str>, String)>,
     /// Whether Better Auth's tables are read (bans, bound sessions,
@@ -169,7 +177,7 @@ impl Authorizer {
     ) -> Result<Self, ConfigError> {
         let verifier = Verifier::new(&config.providers, metrics.clone())?;
         let sessions = match &config.session {
-            Some(spec) => Some(SessionStore::new(spec)?),
+            Some(spec) => Some(Arc::new(SessionStore::new(spec)?)),
             None => None,
         };
         let session_claims = config
@@ -205,9 +213,18 @@ impl Authorizer {
         &self.shared
     }
 
-    /// Starts background key refresh (stopped by [`Authorizer::stop`] or drop).
+    /// Starts background key refresh (stopped by [`Authorizer::stop`] or
+    /// drop) and, with sessions and revocations, the eviction of revoked
+    /// sessions from this generation's session caches.
     pub fn start(&self) {
         self.verifier.start(self.shutdown.child_token());
+        if let (Some(sessions), Some(revocations)) = (&self.sessions, &self.shared.revocations) {
+            tokio::spawn(crate::revocation::evict_sessions(
+                sessions.clone(),
+                revocations.subscribe(),
+                self.shutdown.child_token(),
+            ));
+        }
     }
 
     /// Stops background tasks of this generation.
@@ -329,6 +346,14 @@ impl Authorizer {
             };
         };
         let (identity, cached) = self.identify(&credential, &input.headers, trace).await?;
+        if let Some(revocations) = &self.shared.revocations {
+            match &cached {
+                Some(c) => {
+                    revocations.check_cached(&c.verified, &credential, &self.session_claims)?
+                }
+                None => revocations.check(&identity, &credential, &self.session_claims)?,
+            }
+        }
         if self.reads_tables {
             // Boxed: rare next to a cached token's decision, which stays small.
             Box::pin(self.check_tables(&identity)).await?;

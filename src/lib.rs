@@ -24,6 +24,8 @@
 //! - `config`: file, env and flags → compiled config.
 //! - `state`: what both doors share (the hot-swapped authorizer, draining).
 //! - `store`: the shared Redis connection (deadline, circuit breaker).
+//! - `revocation`: the revocation list, held in memory and following its
+//!   Redis stream; `admin`: the admin gRPC API and `gatehouse revoke`.
 //! - `server`: listeners, shutdown drain, SIGHUP reload.
 //! - `tls`: TLS and mTLS on both listeners, re-read on reload.
 //! - `telemetry`: logs, fingerprints, metrics.
@@ -36,6 +38,7 @@
 // refuses) what nothing uses.
 #![deny(unreachable_pub, dead_code)]
 
+mod admin;
 mod cli;
 mod config;
 mod decision;
@@ -50,6 +53,7 @@ mod jwks;
 mod policy;
 mod proxy_config;
 mod ratelimit;
+mod revocation;
 mod server;
 mod session;
 mod state;
@@ -71,13 +75,17 @@ pub mod internals {
     pub use crate::config::load::{Env, LoadOptions, parse_yaml};
     pub use crate::config::raw::{Access, RawMatch, RawRule};
     pub use crate::config::{Alg, Config, ConfigError, KeySource, ProviderSpec, Secret};
-    pub use crate::decision::{Authorizer, CheckInput, Decision, Door, unix_now};
+    pub use crate::decision::{Authorizer, CheckInput, Decision, Door, Shared, unix_now};
     pub use crate::demo::{ALICE, BOB, DemoIssuer};
     pub use crate::error::{AuthError, BadRequestKind, ForbiddenKind};
     pub use crate::extract::{Credential, Extractor, MAX_TOKEN_BYTES};
     pub use crate::identity::{Identity, RenderedHeaders};
     pub use crate::jwks::{AlgPolicy, JwksError, MAX_JWKS_BYTES, parse_jwks};
     pub use crate::policy::{RuleSet, normalize_path};
+    pub use crate::revocation::Revocations;
+
+    /// The admin API's messages, client and server (`gatehouse.admin.v1`).
+    pub use crate::admin::pb as admin_api;
     pub use crate::state::AppState;
     pub use crate::telemetry::{Metrics, fingerprint};
     pub use crate::verify::{Verified, Verifier};

@@ -140,13 +140,18 @@ pub(crate) async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         ),
         None => tracing::info!("shared store: none (no Redis URL configured)"),
     }
-    let authz = Authorizer::with_shared(Arc::new(config), metrics, shared)?;
+    let admin = config.admin.clone();
+    let authz = Authorizer::with_shared(Arc::new(config), metrics, shared.clone())?;
     authz.start();
     let state = AppState::new(authz, opts.demo_jwks);
     state.tls.store(tls);
+    // Revocations followed and the admin API, when Redis is configured.
+    let background = crate::admin::start_background(&shared, &admin, state.clone()).await?;
     let shutdown = Shutdown::new();
     spawn_signal_handlers(state.clone(), shutdown.clone(), opts.reload)?;
-    run(grpc, http, state, shutdown).await
+    let result = run(grpc, http, state, shutdown).await;
+    background.stop();
+    result
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {

@@ -38,6 +38,7 @@ use crate::config::{ConfigError, Secret, SessionBackend, SessionSpec};
 use crate::error::{AuthError, ForbiddenKind, MalformedKind, SessionKind};
 use crate::extract::SourceKind;
 use crate::identity::Identity;
+use crate::revocation::Selector;
 
 /// Timeout for one introspection request or one Postgres query.
 const BACKEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,7 +55,8 @@ const PROVIDER: &str = "session";
 /// `to_jsonb(row)`, which yields NULL where the column does not exist, so
 /// one query fits every schema.
 const SESSION_QUERY: &str = "SELECT s.id, s.\"userId\", s.\"expiresAt\", u.email, u.name, \
-     u.\"emailVerified\", u.image, to_jsonb(s) ->> 'activeOrganizationId' \
+     u.\"emailVerified\", u.image, to_jsonb(s) ->> 'activeOrganizationId', \
+     (to_jsonb(s) ->> 'createdAt')::timestamptz \
      FROM \"session\" s JOIN \"user\" u ON u.id = s.\"userId\" WHERE s.token = $1";
 
 /// A session by id, for tokens bound to one (`session_claim`).
@@ -154,6 +156,9 @@ enum Cached {
         identity: Identity,
         /// The session's own expiry: a cached answer never outlives it.
         expires_at: SystemTime,
+        /// [`token_sha256`] of the session token, so that a revocation of
+        /// it can find this entry (the key hashes the presented form).
+        token: [u8; 32],
     },
     Refused(SessionKind),
 }
@@ -369,6 +374,7 @@ impl SessionStore {
             Ok(Cached::Valid {
                 identity,
                 expires_at,
+                ..
             }) => {
                 if expires_at <= SystemTime::now() {
                     Err(AuthError::Session(SessionKind::Expired))
@@ -385,6 +391,45 @@ impl SessionStore {
                 );
                 Err(AuthError::SessionUnavailable)
             }
+        }
+    }
+
+    /// Forgets the cached answers that `revoked` matches (sessions of a
+    /// revoked subject or id, a revoked session token) and the revoked
+    /// session ids' rows, so nothing revoked is served from memory. The
+    /// request path checks revocations anyway; this keeps the caches from
+    /// holding what can no longer be used.
+    pub(crate) async fn forget(&self, revoked: &[Selector]) -> usize {
+        let doomed: Vec<Arc<[u8; 32]>> = self
+            .cache
+            .iter()
+            .filter(|(_, cached)| match cached {
+                Cached::Valid {
+                    identity, token, ..
+                } => revoked.iter().any(|r| r.matches_session(identity, token)),
+                Cached::Refused(_) => false,
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for key in &doomed {
+            self.cache.invalidate(&**key).await;
+        }
+        if let Some(tables) = &self.tables {
+            for r in revoked {
+                if let Selector::Sid(sid) = r {
+                    tables.sessions.inner.remove(sid.as_str());
+                }
+            }
+        }
+        doomed.len()
+    }
+
+    /// Forgets every cached session answer (revocations arrived faster than
+    /// they could be matched one by one).
+    pub(crate) fn forget_all(&self) {
+        self.cache.invalidate_all();
+        if let Some(tables) = &self.tables {
+            tables.sessions.inner.clear();
         }
     }
 
@@ -663,6 +708,7 @@ async fn introspect(
         .and_then(Value::as_str)
         .ok_or(Unavailable::Answer("user.id missing"))?;
     let fields = UserFields {
+        token: presented,
         user_id,
         session_id,
         email: user.get("email").and_then(Value::as_str),
@@ -670,6 +716,10 @@ async fn introspect(
         email_verified: user.get("emailVerified").and_then(Value::as_bool),
         image: user.get("image").and_then(Value::as_str),
         active_organization: session.get("activeOrganizationId").and_then(Value::as_str),
+        created_at: session
+            .get("createdAt")
+            .and_then(Value::as_str)
+            .and_then(|s| humantime::parse_rfc3339(s).ok()),
     };
     Ok(answer(fields, expires_at))
 }
@@ -686,7 +736,9 @@ async fn query_postgres(pool: &Pool, token: &str) -> Result<Cached, Unavailable>
     let email_verified: Option<bool> = row.try_get(5).map_err(column)?;
     let image: Option<String> = row.try_get(6).map_err(column)?;
     let active_organization: Option<String> = row.try_get(7).map_err(column)?;
+    let created_at: Option<SystemTime> = row.try_get(8).map_err(column)?;
     let fields = UserFields {
+        token,
         user_id: &user_id,
         session_id: &session_id,
         email: email.as_deref(),
@@ -694,12 +746,23 @@ async fn query_postgres(pool: &Pool, token: &str) -> Result<Cached, Unavailable>
         email_verified,
         image: image.as_deref(),
         active_organization: active_organization.as_deref(),
+        created_at,
     };
     Ok(answer(fields, expires_at))
 }
 
+/// SHA-256 of a session token as presented (`TOKEN`, or the cookie value
+/// `TOKEN.SIG`): of TOKEN alone, so both forms hash alike. What a
+/// revocation of a session stores instead of the token.
+pub(crate) fn token_sha256(presented: &str) -> [u8; 32] {
+    let token = presented.split('.').next().unwrap_or(presented);
+    Sha256::digest(token.as_bytes()).into()
+}
+
 /// What both backends read about a session and its user.
 struct UserFields<'a> {
+    /// The session token as presented to the backend.
+    token: &'a str,
     user_id: &'a str,
     session_id: &'a str,
     email: Option<&'a str>,
@@ -708,6 +771,8 @@ struct UserFields<'a> {
     image: Option<&'a str>,
     /// The organization plugin's `activeOrganizationId`.
     active_organization: Option<&'a str>,
+    /// When the session was created (`createdAt`), when known.
+    created_at: Option<SystemTime>,
 }
 
 /// A found session: valid with the user's identity, or expired.
@@ -733,12 +798,21 @@ fn answer(fields: UserFields<'_>, expires_at: SystemTime) -> Cached {
     if let Some(org) = fields.active_organization {
         claims.insert("active_organization_id".into(), Value::from(org));
     }
+    // The session's creation as `iat`, so a revocation of the user's
+    // credentials issued before a time takes exactly the older sessions.
+    if let Some(iat) = fields
+        .created_at
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+    {
+        claims.insert("iat".into(), Value::from(iat.as_secs()));
+    }
     Cached::Valid {
         identity: Identity {
             provider: Arc::from(PROVIDER),
             claims: Arc::new(claims),
         },
         expires_at,
+        token: token_sha256(fields.token),
     }
 }
 
@@ -857,6 +931,7 @@ mod tests {
     #[test]
     fn expired_sessions_are_refused_and_identity_has_the_user() {
         let fields = |_: ()| UserFields {
+            token: "t1.sig",
             user_id: "u1",
             session_id: "s1",
             email: Some("a@example.com"),
@@ -864,6 +939,7 @@ mod tests {
             email_verified: Some(false),
             image: None,
             active_organization: Some("org1"),
+            created_at: Some(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
         };
         let past = SystemTime::now() - Duration::from_secs(1);
         assert!(matches!(
@@ -880,6 +956,7 @@ mod tests {
         assert_eq!(identity.claims["name"], "Ann");
         assert_eq!(identity.claims["email_verified"], false);
         assert_eq!(identity.claims["session_id"], "s1");
+        assert_eq!(identity.claims["iat"], 1_700_000_000);
         assert!(!identity.claims.contains_key("image"));
     }
 }

@@ -132,6 +132,11 @@ impl Store {
         self.spec.timeout
     }
 
+    /// The deadline of one connection attempt.
+    pub fn connect_timeout(&self) -> Duration {
+        self.spec.connect_timeout
+    }
+
     /// The variable the URL came from, for messages.
     pub fn url_env(&self) -> &str {
         &self.spec.url_env
@@ -274,7 +279,7 @@ impl Breaker {
 
 /// `d` moved by up to a quarter either way, so replicas that saw the same
 /// outage do not all probe at the same instant.
-fn jittered(d: Duration) -> Duration {
+pub(crate) fn jittered(d: Duration) -> Duration {
     let quarter = d / 4;
     let spread = quarter.as_millis() as u64 * 2;
     if spread == 0 {

@@ -97,6 +97,11 @@ pub(crate) struct StoreErrorLabels {
     pub kind: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RevocationKindLabels {
+    pub kind: &'static str,
+}
+
 /// A remote provider's key age at the moment of a scrape: now minus its
 /// last successful fetch.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +145,13 @@ pub struct Metrics {
     pub rate_limit_local: Counter,
     store_errors: Family<StoreErrorLabels, Counter>,
     store_duration: Family<StoreOpLabels, Histogram, fn() -> Histogram>,
+    /// Revocations held in memory, by kind.
+    revocations: Family<RevocationKindLabels, Gauge>,
+    /// 1 while the revocation stream is being followed.
+    revocation_following: Gauge,
+    /// When the revocation stream last answered, in Unix milliseconds (0:
+    /// never); its age is computed at each scrape.
+    revocation_synced_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -230,8 +242,23 @@ impl Metrics {
             "Rate-limit checks counted in this replica's memory because Redis was unavailable",
             rate_limit_local.clone(),
         );
+        let revocations = Family::<RevocationKindLabels, Gauge>::default();
+        registry.register(
+            "revocations",
+            "Revocations held in memory and enforced, by kind",
+            revocations.clone(),
+        );
+        let revocation_following = Gauge::default();
+        registry.register(
+            "revocation_following",
+            "1 while the revocation stream in Redis is being followed",
+            revocation_following.clone(),
+        );
         Self {
             rate_limit_local,
+            revocations,
+            revocation_following,
+            revocation_synced_ms: AtomicU64::new(0),
             store_degraded,
             store_errors,
             store_duration,
@@ -283,6 +310,27 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Sets the number of revocations of `kind` held in memory.
+    pub(crate) fn set_revocations(&self, kind: &'static str, n: usize) {
+        self.revocations
+            .get_or_create(&RevocationKindLabels { kind })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Whether the revocation stream is being followed.
+    pub(crate) fn set_revocation_following(&self, on: bool) {
+        self.revocation_following.set(i64::from(on));
+    }
+
+    /// The revocation stream answered just now.
+    pub(crate) fn revocation_synced_now(&self) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.revocation_synced_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// A remote provider's fetch counters (`success`, `failure`), created
     /// at zero so the first failure already shows as an increase.
     pub fn fetch_counters(&self, provider: &str) -> FetchCounters {
@@ -331,6 +379,22 @@ impl Metrics {
             Unit::Seconds,
             ages,
         );
+        let synced_ms = self
+            .revocation_synced_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if synced_ms > 0 {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let age = Gauge::<f64, AtomicU64>::default();
+            age.set(now_ms.saturating_sub(synced_ms) as f64 / 1000.0);
+            scrape.register_with_unit(
+                "revocation_sync_age",
+                "Seconds since the revocation stream in Redis last answered, at scrape time",
+                Unit::Seconds,
+                age,
+            );
+        }
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &scrape);

@@ -209,6 +209,7 @@ mod tests {
                 key_id: 1,
             },
             headers: Default::default(),
+            revocations: Default::default(),
         })
     }
 

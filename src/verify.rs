@@ -52,6 +52,9 @@ pub struct Verified {
     /// The identity headers rendered for this token on its first allow,
     /// shared by every later hit of the verified-token cache.
     pub headers: std::sync::OnceLock<Arc<crate::identity::RenderedHeaders>>,
+    /// The revocation list this token was last found clear against, so a
+    /// cache hit skips the lookups while the list is unchanged.
+    pub revocations: crate::revocation::Cleared,
 }
 
 /// A refusal from [`Verifier::verify_traced`]: the error, and the provider
@@ -669,6 +672,7 @@ impl Verifier {
                             key_id,
                         },
                         headers: Default::default(),
+                        revocations: Default::default(),
                     });
                 }
                 Err(e) => {

@@ -121,6 +121,7 @@ mod tests {
                 key_id: 0,
             },
             headers: Default::default(),
+            revocations: Default::default(),
         })
     }
 

@@ -51,6 +51,11 @@ async fn cookie_only_request_gets_the_users_identity() {
     assert_eq!(id.claims["name"], "Ann Example");
     assert_eq!(id.claims["email_verified"], false);
     assert!(id.claims["session_id"].is_string());
+    assert!(
+        id.claims["iat"].is_u64(),
+        "createdAt as iat: {:?}",
+        id.claims
+    );
 
     // As a bearer: the raw token and the signed value.
     let (raw, _) = value.split_once('.').unwrap();

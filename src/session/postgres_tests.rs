@@ -100,6 +100,13 @@ async fn valid_expired_and_signed_out_sessions() {
         ),
     );
     assert_eq!(id.claims["session_id"], session_id[0].as_str());
+    // The session's "createdAt" is its iat (revocations before a time).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let iat = id.claims["iat"].as_u64().expect("iat from createdAt");
+    assert!(iat <= now && iat + 600 > now, "{iat} vs {now}");
 
     // Expired: "expiresAt" in the past.
     db.exec(&format!(

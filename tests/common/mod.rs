@@ -16,7 +16,7 @@ pub mod nginx;
 pub mod pki;
 pub mod ports;
 pub mod procs;
-pub mod redis;
+pub mod redis_server;
 pub mod tcp_proxy;
 pub mod tokens;
 pub mod traefik;

@@ -1,6 +1,7 @@
 //! End-to-end tests: gatehouse behind real Envoy (gRPC and HTTP modes),
 //! nginx, Caddy and Traefik, with a real Better Auth, each asserting what
-//! the upstream received, and the conformance cases replayed through them.
+//! the upstream received, the conformance cases replayed through them, and
+//! a revocation shared through Redis.
 //! One binary, so the crate is linked once.
 
 #[path = "../common/mod.rs"]
@@ -18,3 +19,4 @@ mod nginx;
 mod nginx_conf;
 mod proxies;
 mod ratelimit;
+mod revocation;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::envoy::{TEST_SECRET, hs256, user_claims};
-use common::redis::{RedisServer, SHARED_URL, unique_prefix};
+use common::redis_server::{RedisServer, SHARED_REDIS_URL as SHARED_URL, unique_prefix};
 use common::{
     EchoUpstream, Gatehouse, HttpResponse, Nginx, free_addr, gatehouse_bin, http_request,
 };

@@ -1,6 +1,7 @@
 //! The gatehouse binary on its own, without a proxy in front: the command
-//! line, logs, metrics, TLS, and checks of the test harness itself (token
-//! fixtures, the Better Auth issuer). One binary, so the crate is linked
+//! line, logs, metrics, TLS, revocations across replicas on Redis, and
+//! checks of the test harness itself (token fixtures, the Better Auth
+//! issuer). One binary, so the crate is linked
 //! once.
 
 #[path = "../common/mod.rs"]
@@ -12,5 +13,6 @@ mod cli_verify;
 mod harness_smoke;
 mod logs;
 mod metrics;
+mod revocation;
 mod tls;
 mod verify_fixtures;
