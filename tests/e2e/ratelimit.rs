@@ -39,6 +39,8 @@ redis:
   key_prefix: \"{prefix}\"
   breaker_failures: 2
   breaker_cooldown: 300ms
+admin:
+  addr: 127.0.0.1:0
 rate_limits:
   policies:
     per-user: {{ key: [sub], rate: 1/1m, burst: {BURST} }}
