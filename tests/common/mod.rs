@@ -17,6 +17,7 @@ pub mod pki;
 pub mod ports;
 pub mod procs;
 pub mod redis_server;
+pub mod stack;
 pub mod tcp_proxy;
 pub mod tokens;
 pub mod traefik;

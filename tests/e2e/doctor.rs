@@ -9,12 +9,11 @@
 use crate::common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use common::envoy::hs256;
-use common::{Caddy, EchoUpstream, Envoy, Gatehouse, Nginx, Traefik, free_addr, gatehouse_bin};
+use common::stack::{Outcome, Stack};
+use common::{Caddy, Envoy, Nginx, Traefik, free_addr, gatehouse_bin};
 use serde_json::{Value, json};
 
 const SECRET: &str = "doctor-e2e-secret-0123456789abcdef";
@@ -53,61 +52,15 @@ fn alice() -> String {
 }
 
 /// gatehouse with the trail on, and the echo upstream.
-struct Stack {
-    gatehouse: Gatehouse,
-    app: EchoUpstream,
-    config: PathBuf,
-    _dir: tempfile::TempDir,
+fn start() -> Stack {
+    start_with(&gatehouse_config())
+}
+
+fn start_with(config_text: &str) -> Stack {
+    Stack::start(config_text, "GH_DOCTOR_SECRET", SECRET)
 }
 
 impl Stack {
-    fn start() -> Stack {
-        Self::start_with(&gatehouse_config())
-    }
-
-    fn start_with(config_text: &str) -> Stack {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("gatehouse.yaml");
-        std::fs::write(&config, config_text).expect("write config");
-        let env = [("GH_DOCTOR_SECRET".to_owned(), SECRET.to_owned())].into();
-        let gatehouse = Gatehouse::start(Some(&config), &env);
-        assert!(
-            gatehouse.wait_ready(Duration::from_secs(20)),
-            "gatehouse never became ready:\n{}",
-            gatehouse.proc.log_text()
-        );
-        Stack {
-            gatehouse,
-            app: EchoUpstream::start(),
-            config,
-            _dir: dir,
-        }
-    }
-
-    /// `gatehouse proxy-config TARGET` for this stack, listening on `listen`.
-    fn proxy_config(&self, target: &str, listen: SocketAddr) -> String {
-        let authz = if target == "envoy" {
-            self.gatehouse.grpc_addr.to_string()
-        } else {
-            format!("http://{}", self.gatehouse.http_addr)
-        };
-        let upstream = format!("http://{}", self.app.addr);
-        let out = run(&[
-            "proxy-config",
-            target,
-            "--config",
-            path_str(&self.config),
-            "--authz-url",
-            &authz,
-            "--upstream",
-            &upstream,
-            "--listen",
-            &listen.to_string(),
-        ]);
-        assert_eq!(out.code, 0, "proxy-config {target} failed: {}", out.stderr);
-        out.stdout
-    }
-
     /// `gatehouse doctor` through the proxy at `proxy`, with every option:
     /// the token, the config, the trail and the echo upstream.
     fn doctor(&self, proxy: SocketAddr, extra: &[&str]) -> Outcome {
@@ -124,7 +77,7 @@ impl Stack {
             "--token",
             &token,
             "--config",
-            path_str(&self.config),
+            self.config_path(),
             "--gatehouse",
             &gatehouse,
             "--echo-upstream",
@@ -139,14 +92,6 @@ impl Stack {
         );
         out
     }
-}
-
-/// What a gatehouse command printed and its exit code.
-#[derive(Debug)]
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 impl Outcome {
@@ -183,10 +128,6 @@ impl Outcome {
             .filter(|l| l.starts_with("FAIL"))
             .collect()
     }
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 fn run(args: &[&str]) -> Outcome {
@@ -252,7 +193,7 @@ fn assert_all_pass(name: &str, out: &Outcome) {
 
 #[test]
 fn doctor_passes_nginx_with_the_printed_configuration() {
-    let s = Stack::start();
+    let s = start();
     let listen = free_addr();
     let nginx = Nginx::start_conf(&s.proxy_config("nginx", listen), listen);
     let out = s.doctor(nginx.addr, &[]);
@@ -265,7 +206,7 @@ fn doctor_passes_nginx_with_the_printed_configuration() {
 
 #[test]
 fn doctor_passes_caddy_with_the_printed_configuration() {
-    let s = Stack::start();
+    let s = start();
     let listen = free_addr();
     let caddy = Caddy::start(&s.proxy_config("caddy", listen), listen);
     assert_all_pass("caddy", &s.doctor(caddy.addr, &[]));
@@ -273,7 +214,7 @@ fn doctor_passes_caddy_with_the_printed_configuration() {
 
 #[test]
 fn doctor_passes_traefik_with_the_printed_configuration() {
-    let s = Stack::start();
+    let s = start();
     let listen = free_addr();
     let traefik = Traefik::start(&s.proxy_config("traefik", listen), listen);
     assert_all_pass("traefik", &s.doctor(traefik.addr, &["--proxy", "traefik"]));
@@ -281,7 +222,7 @@ fn doctor_passes_traefik_with_the_printed_configuration() {
 
 #[test]
 fn doctor_passes_envoy_grpc_with_the_printed_configuration() {
-    let s = Stack::start();
+    let s = start();
     let listen = free_addr();
     let envoy = Envoy::start_text(&s.proxy_config("envoy", listen), listen, free_addr());
     let out = s.doctor(envoy.addr, &[]);
@@ -291,7 +232,7 @@ fn doctor_passes_envoy_grpc_with_the_printed_configuration() {
 
 #[test]
 fn doctor_passes_envoy_http_with_the_printed_configuration() {
-    let s = Stack::start();
+    let s = start();
     let listen = free_addr();
     let envoy = Envoy::start_text(&s.proxy_config("envoy-http", listen), listen, free_addr());
     let out = s.doctor(envoy.addr, &[]);
@@ -305,7 +246,7 @@ fn doctor_passes_envoy_http_with_the_printed_configuration() {
 /// `X-Original-Method` chooses the method gatehouse judges.
 #[test]
 fn doctor_names_x_original_method_for_nginx_as_documented() {
-    let s = Stack::start();
+    let s = start();
     let listen = free_addr();
     let conf = format!(
         "pid logs/nginx.pid;
@@ -392,7 +333,7 @@ http {{
 /// `auth_request`, so gatehouse is never asked.
 #[test]
 fn doctor_finds_the_nginx_return_trap_with_the_trail() {
-    let s = Stack::start();
+    let s = start();
     let listen = free_addr();
     let printed = s.proxy_config("nginx", listen);
     let anchor = "        location / {\n";
@@ -453,7 +394,7 @@ fn doctor_finds_the_nginx_return_trap_with_the_trail() {
 /// gatehouse's refusal as the reason, and exits 0.
 #[test]
 fn doctor_accepts_caddy_as_documented_because_gatehouse_refuses_the_spoofs() {
-    let s = Stack::start();
+    let s = start();
     let listen = free_addr();
     let conf = format!(
         "{{
@@ -502,7 +443,7 @@ http://:{port} {{
 /// client's copies before the check): only the echo upstream shows it.
 #[test]
 fn doctor_finds_envoy_appending_identity_headers_with_the_echo_upstream() {
-    let s = Stack::start();
+    let s = start();
     let listen = free_addr();
     let printed = s.proxy_config("envoy-http", listen);
     assert!(printed.contains("allowed_upstream_headers:"));
@@ -576,7 +517,7 @@ fn without_filter(yaml: &str, name: &str) -> String {
 fn doctor_skips_the_trail_when_it_is_off_and_reports_json() {
     let config =
         gatehouse_config().replace("  decision_trail: true\n", "  request_headers: auto\n");
-    let s = Stack::start_with(&config);
+    let s = start_with(&config);
     let listen = free_addr();
     let nginx = Nginx::start_conf(&s.proxy_config("nginx", listen), listen);
     let (status, _) = common::http_get(s.gatehouse.http_addr, "/debug/decisions?request_id=x", &[])

@@ -12,13 +12,14 @@
 use crate::common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::envoy::{hs256, upstream_header};
+use common::stack::Stack;
 use common::{
-    Caddy, EchoUpstream, Envoy, Gatehouse, HttpResponse, Nginx, Traefik, free_addr, gatehouse_bin,
+    Caddy, EchoUpstream, Envoy, HttpResponse, Nginx, Traefik, free_addr, gatehouse_bin,
     http_request,
 };
 use serde_json::json;
@@ -67,61 +68,8 @@ fn token(sub: &str, role: Option<&str>) -> String {
 }
 
 /// gatehouse with the test configuration, and the echo upstream.
-struct Stack {
-    gatehouse: Gatehouse,
-    app: EchoUpstream,
-    config: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Stack {
-    fn start() -> Stack {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("gatehouse.yaml");
-        std::fs::write(&config, gatehouse_config()).expect("write config");
-        let env = [("GH_TB_SECRET".to_owned(), SECRET.to_owned())].into();
-        let gatehouse = Gatehouse::start(Some(&config), &env);
-        assert!(
-            gatehouse.wait_ready(Duration::from_secs(20)),
-            "gatehouse never became ready:\n{}",
-            gatehouse.proc.log_text()
-        );
-        Stack {
-            gatehouse,
-            app: EchoUpstream::start(),
-            config,
-            _dir: dir,
-        }
-    }
-
-    /// `gatehouse proxy-config TARGET` for this stack, listening on `listen`.
-    fn proxy_config(&self, target: &str, listen: SocketAddr) -> String {
-        let authz = if target == "envoy" {
-            self.gatehouse.grpc_addr.to_string()
-        } else {
-            format!("http://{}", self.gatehouse.http_addr)
-        };
-        let upstream = format!("http://{}", self.app.addr);
-        let out = run_gatehouse(&[
-            "proxy-config",
-            target,
-            "--config",
-            path_str(&self.config),
-            "--authz-url",
-            &authz,
-            "--upstream",
-            &upstream,
-            "--listen",
-            &listen.to_string(),
-        ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "proxy-config {target} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("UTF-8 configuration")
-    }
+fn stack() -> Stack {
+    Stack::start(&gatehouse_config(), "GH_TB_SECRET", SECRET)
 }
 
 fn path_str(p: &Path) -> &str {
@@ -335,7 +283,7 @@ fn assert_no_forgery(name: &str, r: &HttpResponse) {
 
 #[test]
 fn nginx_with_the_printed_configuration_holds_the_boundary() {
-    let s = Stack::start();
+    let s = stack();
     let listen = free_addr();
     let nginx = Nginx::start_conf(&s.proxy_config("nginx", listen), listen);
     battery("nginx", nginx.addr, &s.app);
@@ -356,7 +304,7 @@ fn nginx_with_the_printed_configuration_holds_the_boundary() {
 
 #[test]
 fn caddy_with_the_printed_configuration_holds_the_boundary() {
-    let s = Stack::start();
+    let s = stack();
     let listen = free_addr();
     let caddy = Caddy::start(&s.proxy_config("caddy", listen), listen);
     battery("caddy", caddy.addr, &s.app);
@@ -364,7 +312,7 @@ fn caddy_with_the_printed_configuration_holds_the_boundary() {
 
 #[test]
 fn traefik_with_the_printed_configuration_holds_the_boundary() {
-    let s = Stack::start();
+    let s = stack();
     let listen = free_addr();
     let traefik = Traefik::start(&s.proxy_config("traefik", listen), listen);
     battery("traefik", traefik.addr, &s.app);
@@ -372,7 +320,7 @@ fn traefik_with_the_printed_configuration_holds_the_boundary() {
 
 #[test]
 fn envoy_grpc_with_the_printed_configuration_holds_the_boundary() {
-    let s = Stack::start();
+    let s = stack();
     let listen = free_addr();
     let envoy = Envoy::start_text(&s.proxy_config("envoy", listen), listen, free_addr());
     battery("envoy", envoy.addr, &s.app);
@@ -380,7 +328,7 @@ fn envoy_grpc_with_the_printed_configuration_holds_the_boundary() {
 
 #[test]
 fn envoy_http_with_the_printed_configuration_holds_the_boundary() {
-    let s = Stack::start();
+    let s = stack();
     let listen = free_addr();
     let envoy = Envoy::start_text(&s.proxy_config("envoy-http", listen), listen, free_addr());
     battery("envoy-http", envoy.addr, &s.app);
@@ -393,7 +341,7 @@ fn envoy_http_with_the_printed_configuration_holds_the_boundary() {
 /// replaces the client's identity headers.
 #[test]
 fn caddy_as_documented_is_refused_as_ambiguous_not_bypassed() {
-    let s = Stack::start();
+    let s = stack();
     let listen = free_addr();
     let conf = format!(
         "{{
@@ -467,7 +415,7 @@ http://:{port} {{
 /// passed on, must fail it.
 #[test]
 fn the_battery_fails_a_configuration_with_a_hole() {
-    let s = Stack::start();
+    let s = stack();
     for (hole, needle) in [
         (
             "X-User-Role is not replaced",
@@ -505,7 +453,7 @@ fn the_battery_fails_a_configuration_with_a_hole() {
 /// (and `gatehouse doctor`) is for.
 #[test]
 fn nginx_as_documented_gets_a_clear_400_and_leaves_the_method_to_the_client() {
-    let s = Stack::start();
+    let s = stack();
     let listen = free_addr();
     let conf = format!(
         "pid logs/nginx.pid;

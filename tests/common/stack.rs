@@ -1,0 +1,101 @@
+//! gatehouse on free ports with a config file and a secret, beside an echo
+//! upstream, and the proxy configuration `gatehouse proxy-config` prints
+//! for the pair: what the end-to-end tests put a real proxy in front of.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use super::procs::{Gatehouse, gatehouse_bin};
+use super::upstream::EchoUpstream;
+
+/// What a gatehouse command printed and its exit code.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A ready gatehouse and the echo upstream behind the proxy.
+pub struct Stack {
+    pub gatehouse: Gatehouse,
+    pub app: EchoUpstream,
+    pub config: PathBuf,
+    /// The variable the config's provider reads its secret from, and the
+    /// secret: commands run against this config get them too.
+    secret: (String, String),
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Starts gatehouse on `config_text`, with `secret_env` set to `secret`.
+    pub fn start(config_text: &str, secret_env: &str, secret: &str) -> Stack {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("gatehouse.yaml");
+        std::fs::write(&config, config_text).expect("write config");
+        let env = [(secret_env.to_owned(), secret.to_owned())].into();
+        let gatehouse = Gatehouse::start(Some(&config), &env);
+        assert!(
+            gatehouse.wait_ready(Duration::from_secs(20)),
+            "gatehouse never became ready:\n{}",
+            gatehouse.proc.log_text()
+        );
+        Stack {
+            gatehouse,
+            app: EchoUpstream::start(),
+            config,
+            secret: (secret_env.to_owned(), secret.to_owned()),
+            _dir: dir,
+        }
+    }
+
+    /// The config file's path as text.
+    pub fn config_path(&self) -> &str {
+        self.config.to_str().expect("UTF-8 path")
+    }
+
+    /// Runs `gatehouse ARGS` with this stack's secret and a clean
+    /// environment otherwise.
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        let mut cmd = Command::new(gatehouse_bin());
+        cmd.args(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("BETTER_AUTH_") || k.starts_with("GATEHOUSE_") || k == "REDIS_URL" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env(&self.secret.0, &self.secret.1);
+        let out = cmd.output().expect("run gatehouse");
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `gatehouse proxy-config TARGET` for this stack, listening on `listen`.
+    pub fn proxy_config(&self, target: &str, listen: SocketAddr) -> String {
+        let authz = if target == "envoy" {
+            self.gatehouse.grpc_addr.to_string()
+        } else {
+            format!("http://{}", self.gatehouse.http_addr)
+        };
+        let upstream = format!("http://{}", self.app.addr);
+        let out = self.run(&[
+            "proxy-config",
+            target,
+            "--config",
+            self.config_path(),
+            "--authz-url",
+            &authz,
+            "--upstream",
+            &upstream,
+            "--listen",
+            &listen.to_string(),
+        ]);
+        assert_eq!(out.code, 0, "proxy-config {target} failed: {}", out.stderr);
+        out.stdout
+    }
+}
