@@ -309,6 +309,14 @@ fn render(headers: &RenderedHeaders, identity: Option<&Identity>) -> pb::CheckRe
         fields.insert("provider".to_owned(), string_value(&id.provider));
         if let Some(sub) = id.claims.get("sub").and_then(serde_json::Value::as_str) {
             fields.insert("sub".to_owned(), string_value(sub));
+            // The subject's rate-limit key: the first 16 bytes of its
+            // SHA-256, as hex.
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, sub.as_bytes());
+            let key: String = digest.as_ref()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            fields.insert("rate_limit_key".to_owned(), string_value(&key));
         }
         fields.insert(
             "claims".to_owned(),

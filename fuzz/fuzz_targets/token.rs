@@ -22,10 +22,10 @@
 
 use std::sync::OnceLock;
 
-use gatehouse::internals::Authorizer;
 use gatehouse::internals::AuthError;
-use gatehouse::internals::{Credential, Extractor, MAX_TOKEN_BYTES};
+use gatehouse::internals::Authorizer;
 use gatehouse::internals::Verified;
+use gatehouse::internals::{Credential, Extractor, MAX_TOKEN_BYTES};
 use gatehouse_fuzz::{
     AUDIENCE, BARE_SECRET, ED_ISSUER, ISSUER, SECRET, b64, ed_verifies, header_lines, hmac,
     runtime, sign_raw, token_config_yaml, unb64,

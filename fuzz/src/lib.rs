@@ -14,10 +14,10 @@ use arbitrary::Unstructured;
 use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse::internals::{Config, Env, LoadOptions};
-use gatehouse::internals::Authorizer;
 use gatehouse::internals::AppState;
+use gatehouse::internals::Authorizer;
 use gatehouse::internals::Metrics;
+use gatehouse::internals::{Config, Env, LoadOptions};
 use serde_json::{Map, Value, json};
 
 /// `iss` of the HMAC provider (`fuzz-secret`).
