@@ -435,7 +435,7 @@ def render(run_dirs):
             out.append(
                 f"Over the rate-limited gatehouse's runs: {fmt_int(checks)} checks in {fmt_int(script_calls)} "
                 f"script calls ({per_call} checks per call: the batcher at work), "
-                f"{fmt_int(num(calls.get('store_errors')))} store errors (answered per replica), and Redis's own "
+                f"{fmt_int(num(calls.get('store_errors')))} store errors (each answered per replica), and Redis's own "
                 f"CPU {calls.get('redis_cpu_us_per_check') or '?'} µs per check, taken from the same two cores."
             )
             out.append("")
