@@ -56,6 +56,7 @@ LABELS = {
 REDIS_LABELS = {
     ("redis", "rl_off"): "warm gatehouse, no rate limit (connected to Redis)",
     ("redis", "rl_on"): "**warm gatehouse, one rate-limit policy (`key: [sub]`) on every path**",
+    ("redis", "rv_loaded"): "**warm gatehouse, no rate limit, 100,000 revocations loaded**",
     ("redis_rate", "rl_off_half"): "no rate limit, paced at half its peak",
     ("redis_rate", "rl_on_half"): "**one policy, paced at the same rate**",
 }
@@ -506,6 +507,10 @@ def render(run_dirs):
     if rl_on is not None and rl_off is not None:
         g.append(["one rate-limit policy on ≥ 0.85× off (one Redis round trip per call)", ratio(rl_on, rl_off),
                   goal(rl_on >= 0.85 * rl_off)])
+    rv = rps("redis", "rv_loaded")
+    if rv is not None and rl_off is not None:
+        g.append(["100,000 revocations loaded ≥ 0.98× none (a lookup, not a call)", ratio(rv, rl_off),
+                  goal(rv >= 0.98 * rl_off)])
     idle = [num(r["requests"]) for r in memory if r["round"] == "1"]
     if idle:
         g.append(["idle RSS < 30 MiB", f"{max(idle) / 1024:.1f} MiB", goal(max(idle) < 30 * 1024)])
