@@ -49,12 +49,15 @@ const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
 const GATEHOUSE_CA: &str = "/etc/envoy/tls/ca.crt";
 
 /// Response headers of a denial that reach the client in HTTP mode.
-const DENY_HEADERS: [&str; 5] = [
+const DENY_HEADERS: [&str; 8] = [
     "content-type",
     "cache-control",
     "www-authenticate",
     "x-gatehouse-error",
     "x-gatehouse-message",
+    "retry-after",
+    "ratelimit",
+    "ratelimit-policy",
 ];
 
 /// The Check call's retry policy (`GrpcService.retry_policy` and
@@ -884,9 +887,17 @@ mod tests {
         );
         // Whatever a denial carries reaches the client.
         let client = exacts(&resp["allowed_client_headers"]);
+        let limited = AuthError::RateLimited(Box::new(crate::error::RateLimitDenial {
+            policy: "p".into(),
+            quota: 1,
+            window_secs: 1,
+            retry_after_secs: 1,
+            reset_secs: 1,
+        }));
         for e in [
             AuthError::Missing,
             AuthError::BadRequest(BadRequestKind::MatrixParameter),
+            limited,
         ] {
             for (name, _) in e.deny_response().headers {
                 assert!(client.iter().any(|c| c == name.as_str()), "{name}");

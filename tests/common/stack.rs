@@ -23,20 +23,28 @@ pub struct Stack {
     pub gatehouse: Gatehouse,
     pub app: EchoUpstream,
     pub config: PathBuf,
-    /// The variable the config's provider reads its secret from, and the
-    /// secret: commands run against this config get them too.
-    secret: (String, String),
+    /// The environment gatehouse runs with (the provider's secret, a Redis
+    /// URL): commands run against this config get it too.
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
 impl Stack {
     /// Starts gatehouse on `config_text`, with `secret_env` set to `secret`.
     pub fn start(config_text: &str, secret_env: &str, secret: &str) -> Stack {
+        Self::start_with_env(config_text, &[(secret_env, secret)])
+    }
+
+    /// Starts gatehouse on `config_text` with the variables `env`.
+    pub fn start_with_env(config_text: &str, env: &[(&str, &str)]) -> Stack {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("gatehouse.yaml");
         std::fs::write(&config, config_text).expect("write config");
-        let env = [(secret_env.to_owned(), secret.to_owned())].into();
-        let gatehouse = Gatehouse::start(Some(&config), &env);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let gatehouse = Gatehouse::start(Some(&config), &env.iter().cloned().collect());
         assert!(
             gatehouse.wait_ready(Duration::from_secs(20)),
             "gatehouse never became ready:\n{}",
@@ -46,7 +54,7 @@ impl Stack {
             gatehouse,
             app: EchoUpstream::start(),
             config,
-            secret: (secret_env.to_owned(), secret.to_owned()),
+            env,
             _dir: dir,
         }
     }
@@ -66,7 +74,7 @@ impl Stack {
                 cmd.env_remove(k);
             }
         }
-        cmd.env(&self.secret.0, &self.secret.1);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let out = cmd.output().expect("run gatehouse");
         Outcome {
             code: out.status.code().unwrap_or(-1),

@@ -431,3 +431,80 @@ fn proxy_config(
     );
     String::from_utf8(out.stdout).expect("UTF-8")
 }
+
+/// A refused request through each printed proxy configuration reaches the
+/// client as a 429 with `Retry-After`, the IETF fields and gatehouse's
+/// JSON body, and never reaches the upstream.
+#[test]
+fn every_printed_proxy_passes_the_429_on() {
+    use common::stack::Stack;
+    use common::{Caddy, Envoy, Traefik};
+    let prefix = unique_prefix("proxies");
+    let config = config(&prefix, "");
+    let stack = Stack::start_with_env(
+        &config,
+        &[("GH_TEST_SECRET", TEST_SECRET), ("REDIS_URL", SHARED_URL)],
+    );
+    for target in ["nginx", "caddy", "traefik", "envoy", "envoy-http"] {
+        let listen = free_addr();
+        let printed = stack.proxy_config(target, listen);
+        // Each proxy gets a caller of its own, so each starts a fresh burst.
+        let who = bearer(&format!("caller-{target}"), None);
+        let before = stack.app.hits();
+        // The proxy runs until the end of this iteration.
+        let (_nginx, _caddy, _traefik, _envoy);
+        match target {
+            "nginx" => _nginx = Nginx::start_conf(&printed, listen),
+            "caddy" => _caddy = Caddy::start(&printed, listen),
+            "traefik" => _traefik = Traefik::start(&printed, listen),
+            _ => _envoy = Envoy::start_text(&printed, listen, free_addr()),
+        }
+        let addr = listen;
+        let mut statuses = Vec::new();
+        let mut last = None;
+        for _ in 0..BURST + 2 {
+            let resp = (0..50)
+                .find_map(|_| {
+                    let r = http_request(addr, "GET", "/api/things", &[("Authorization", &who)]);
+                    if r.is_none() {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    r
+                })
+                .unwrap_or_else(|| panic!("{target}: no answer"));
+            statuses.push(resp.status);
+            last = Some(resp);
+        }
+        assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429], "{target}");
+        let last = last.unwrap();
+        assert_eq!(
+            last.json()["error"],
+            "rate_limited",
+            "{target}: {}",
+            last.body
+        );
+        let retry: u64 = last
+            .header("retry-after")
+            .unwrap_or_else(|| panic!("{target}: no Retry-After in {:?}", last.headers))
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{target}: {retry}");
+        assert_eq!(
+            last.header("ratelimit-policy"),
+            Some("\"per-user\";q=5;w=60"),
+            "{target}: {:?}",
+            last.headers
+        );
+        assert!(
+            last.header("ratelimit")
+                .is_some_and(|v| v.starts_with("\"per-user\";r=0;t=")),
+            "{target}: {:?}",
+            last.headers
+        );
+        assert_eq!(
+            stack.app.hits() - before,
+            BURST,
+            "{target}: refused requests reached the upstream"
+        );
+    }
+}
