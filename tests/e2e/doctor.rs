@@ -248,33 +248,7 @@ fn doctor_passes_envoy_http_with_the_printed_configuration() {
 fn doctor_names_x_original_method_for_nginx_as_documented() {
     let s = start();
     let listen = free_addr();
-    let conf = format!(
-        "pid logs/nginx.pid;
-error_log logs/error.log warn;
-events {{}}
-http {{
-    client_body_temp_path temp/client_body;
-    proxy_temp_path temp/proxy;
-    access_log off;
-    server {{
-        listen {listen};
-        location / {{
-            auth_request /auth;
-            proxy_pass http://{app};
-        }}
-        location = /auth {{
-            internal;
-            proxy_pass http://{gatehouse};
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length \"\";
-            proxy_set_header X-Original-URI $request_uri;
-        }}
-    }}
-}}
-",
-        app = s.app.addr,
-        gatehouse = s.gatehouse.http_addr,
-    );
+    let conf = common::nginx::documented_conf(listen, s.gatehouse.http_addr, s.app.addr);
     let nginx = Nginx::start_conf(&conf, listen);
     let out = s.doctor(nginx.addr, &[]);
     assert_eq!(out.code, 1, "{}", out.stdout);
@@ -396,25 +370,11 @@ fn doctor_finds_the_nginx_return_trap_with_the_trail() {
 fn doctor_accepts_caddy_as_documented_because_gatehouse_refuses_the_spoofs() {
     let s = start();
     let listen = free_addr();
-    let conf = format!(
-        "{{
-\tadmin off
-\tpersist_config off
-\tauto_https off
-}}
-
-http://:{port} {{
-\tbind 127.0.0.1
-\tforward_auth {gatehouse} {{
-\t\turi /auth
-\t\tcopy_headers X-User-Id X-User-Email X-User-Name X-User-Role
-\t}}
-\treverse_proxy {app}
-}}
-",
-        port = listen.port(),
-        gatehouse = s.gatehouse.http_addr,
-        app = s.app.addr,
+    let conf = common::caddy::documented_conf(
+        listen,
+        s.gatehouse.http_addr,
+        s.app.addr,
+        &["X-User-Id", "X-User-Email", "X-User-Name", "X-User-Role"],
     );
     let caddy = Caddy::start(&conf, listen);
     let out = s.doctor(caddy.addr, &[]);

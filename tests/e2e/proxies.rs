@@ -343,25 +343,11 @@ fn envoy_http_with_the_printed_configuration_holds_the_boundary() {
 fn caddy_as_documented_is_refused_as_ambiguous_not_bypassed() {
     let s = stack();
     let listen = free_addr();
-    let conf = format!(
-        "{{
-\tadmin off
-\tpersist_config off
-\tauto_https off
-}}
-
-http://:{port} {{
-\tbind 127.0.0.1
-\tforward_auth {gatehouse} {{
-\t\turi /auth
-\t\tcopy_headers X-User-Id X-User-Email X-User-Role
-\t}}
-\treverse_proxy {app}
-}}
-",
-        port = listen.port(),
-        gatehouse = s.gatehouse.http_addr,
-        app = s.app.addr,
+    let conf = common::caddy::documented_conf(
+        listen,
+        s.gatehouse.http_addr,
+        s.app.addr,
+        &["X-User-Id", "X-User-Email", "X-User-Role"],
     );
     let caddy = Caddy::start(&conf, listen);
     for spoof in [
@@ -455,33 +441,7 @@ fn the_battery_fails_a_configuration_with_a_hole() {
 fn nginx_as_documented_gets_a_clear_400_and_leaves_the_method_to_the_client() {
     let s = stack();
     let listen = free_addr();
-    let conf = format!(
-        "pid logs/nginx.pid;
-error_log logs/error.log warn;
-events {{}}
-http {{
-    client_body_temp_path temp/client_body;
-    proxy_temp_path temp/proxy;
-    access_log off;
-    server {{
-        listen {listen};
-        location / {{
-            auth_request /auth;
-            proxy_pass http://{app};
-        }}
-        location = /auth {{
-            internal;
-            proxy_pass http://{gatehouse};
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length \"\";
-            proxy_set_header X-Original-URI $request_uri;
-        }}
-    }}
-}}
-",
-        app = s.app.addr,
-        gatehouse = s.gatehouse.http_addr,
-    );
+    let conf = common::nginx::documented_conf(listen, s.gatehouse.http_addr, s.app.addr);
     let nginx = Nginx::start_conf(&conf, listen);
     let alice = token("alice", None);
     let r = send(
