@@ -372,29 +372,27 @@ impl Authorizer {
             },
             None => Arc::new(render()?),
         };
-        if let Some(check) = &rule.organization {
+        let (headers, token) = match &rule.organization {
             // The organization joins the identity for this request only: its
             // claims go over the token's own headers, and nothing rendered
             // for the token alone is reused as this request's answer.
-            let (org_id, roles) = Box::pin(self.membership(check, &identity, &captures)).await?;
-            let joined = [("org_id", org_id), ("org_role", &*roles)];
-            let headers = Arc::new(
-                self.config
+            Some(check) => {
+                let (org_id, roles) =
+                    Box::pin(self.membership(check, &identity, &captures)).await?;
+                let joined = [("org_id", org_id), ("org_role", &*roles)];
+                let over = self
+                    .config
                     .identity_headers
-                    .render_over(&headers, &joined)?,
-            );
-            self.limit(rule, Some(&identity.claims), input).await?;
-            return Ok(Allow {
-                headers,
-                identity: Some(identity),
-                token: None,
-            });
-        }
+                    .render_over(&headers, &joined)?;
+                (Arc::new(over), None)
+            }
+            None => (headers, cached),
+        };
         self.limit(rule, Some(&identity.claims), input).await?;
         Ok(Allow {
             headers,
             identity: Some(identity),
-            token: cached,
+            token,
         })
     }
 

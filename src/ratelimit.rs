@@ -333,7 +333,7 @@ async fn drive(store: Arc<Store>, mut queue: mpsc::Receiver<Job>) {
         for (i, job) in batch.drain(..).enumerate() {
             let verdict = match &verdicts {
                 Ok(all) => all.get(i).copied().ok_or_else(unexpected_reply),
-                Err(e) => Err(e.same_kind()),
+                Err(e) => Err(e.clone()),
             };
             // A caller that stopped waiting has nothing to be told.
             let _ = job.reply.send(verdict);

@@ -29,7 +29,7 @@ use crate::telemetry::Metrics;
 
 /// Why a store call failed. Messages name Redis and never the URL (it may
 /// hold a password).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The breaker is open: Redis failed repeatedly and is not asked until
     /// the cooldown ends.
@@ -53,21 +53,6 @@ impl StoreError {
             Self::Timeout(_) => "timeout",
             Self::Redis(_) => "redis",
             Self::Overloaded => "overloaded",
-        }
-    }
-
-    /// The same failure again, for every request of a batch (a Redis
-    /// error cannot be cloned; its kind and text are kept).
-    pub(crate) fn same_kind(&self) -> StoreError {
-        match self {
-            Self::Open => Self::Open,
-            Self::Timeout(d) => Self::Timeout(*d),
-            Self::Overloaded => Self::Overloaded,
-            Self::Redis(e) => Self::Redis(redis::RedisError::from((
-                e.kind(),
-                "Redis error",
-                e.to_string(),
-            ))),
         }
     }
 }
