@@ -114,12 +114,8 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request) -> Response<Body
     };
     let traced = authz.check_traced(&input).await;
     if let Some(note) = &trail {
-        let verdict = match &traced.decision {
-            Decision::Allow(_) => Verdict::Allow(traced.reason),
-            Decision::Deny(e) => Verdict::Deny(e),
-        };
         let asked = Asked::of(&input, note.family);
-        state.trail.record(asked, traced.rule, verdict);
+        state.trail.record(asked, traced.rule, Verdict::of(&traced));
     }
     match traced.decision {
         Decision::Allow(allow) => allow_response(&allow.headers),

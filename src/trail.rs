@@ -24,7 +24,7 @@ use std::time::SystemTime;
 use serde_json::{Value, json};
 
 use crate::config::ConfigError;
-use crate::decision::{CheckInput, Door};
+use crate::decision::{CheckInput, Decision, Door, Traced};
 use crate::error::AuthError;
 
 /// How many decisions the trail keeps; the oldest goes first.
@@ -173,6 +173,16 @@ pub(crate) enum Verdict<'a> {
     /// Allowed: `authenticated`, `anonymous` or `public`.
     Allow(&'static str),
     Deny(&'a AuthError),
+}
+
+impl<'a> Verdict<'a> {
+    /// How a traced decision ended.
+    pub(crate) fn of(traced: &'a Traced) -> Verdict<'a> {
+        match &traced.decision {
+            Decision::Allow(_) => Verdict::Allow(traced.reason),
+            Decision::Deny(e) => Verdict::Deny(e),
+        }
+    }
 }
 
 /// One recorded decision.

@@ -100,12 +100,10 @@ impl AuthzService {
             Ok(input) => {
                 let traced = authz.check_traced(&input).await;
                 if trail {
-                    let verdict = match &traced.decision {
-                        Decision::Allow(_) => Verdict::Allow(traced.reason),
-                        Decision::Deny(e) => Verdict::Deny(e),
-                    };
                     let asked = Asked::of(&input, None);
-                    self.state.trail.record(asked, traced.rule, verdict);
+                    self.state
+                        .trail
+                        .record(asked, traced.rule, Verdict::of(&traced));
                 }
                 self.answer(&traced.decision)
             }
