@@ -508,3 +508,72 @@ fn every_printed_proxy_passes_the_429_on() {
         );
     }
 }
+
+/// Anonymous callers are counted by the address each printed proxy saw,
+/// never by an `X-Forwarded-For` the client sent: a client that claims a
+/// new address on every request still gets one burst.
+#[test]
+fn every_printed_proxy_counts_the_address_it_saw_not_the_clients_claim() {
+    use common::stack::Stack;
+    use common::{Caddy, Envoy, Traefik};
+    let prefix = unique_prefix("client-ip");
+    let config = format!(
+        "providers:
+  - name: test
+    secret_env: GH_TEST_SECRET
+redis:
+  key_prefix: \"{prefix}\"
+admin:
+  addr: 127.0.0.1:0
+rate_limits:
+  policies:
+    per-ip: {{ key: [client_ip], rate: 3/2s, burst: 3 }}
+rules:
+  - match: {{ path_prefix: /public }}
+    access: public
+    rate_limit: [per-ip]
+default_access: authenticated
+"
+    );
+    let stack = Stack::start_with_env(
+        &config,
+        &[("GH_TEST_SECRET", TEST_SECRET), ("REDIS_URL", SHARED_URL)],
+    );
+    for target in ["nginx", "caddy", "traefik", "envoy", "envoy-http"] {
+        let listen = free_addr();
+        let printed = stack.proxy_config(target, listen);
+        let (_nginx, _caddy, _traefik, _envoy);
+        match target {
+            "nginx" => _nginx = Nginx::start_conf(&printed, listen),
+            "caddy" => _caddy = Caddy::start(&printed, listen),
+            "traefik" => _traefik = Traefik::start(&printed, listen),
+            _ => _envoy = Envoy::start_text(&printed, listen, free_addr()),
+        }
+        // Every proxy reaches gatehouse from 127.0.0.1: let the previous
+        // proxy's burst refill.
+        std::thread::sleep(Duration::from_millis(2100));
+        let before = stack.app.hits();
+        let statuses: Vec<u16> = (0..6)
+            .map(|i| {
+                let claimed = format!("203.0.113.{i}");
+                (0..50)
+                    .find_map(|_| {
+                        let r = http_request(
+                            listen,
+                            "GET",
+                            "/public/page",
+                            &[("X-Forwarded-For", &claimed), ("X-Real-IP", &claimed)],
+                        );
+                        if r.is_none() {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        r
+                    })
+                    .unwrap_or_else(|| panic!("{target}: no answer"))
+                    .status
+            })
+            .collect();
+        assert_eq!(statuses, [200, 200, 200, 429, 429, 429], "{target}");
+        assert_eq!(stack.app.hits() - before, 3, "{target}");
+    }
+}
