@@ -457,14 +457,19 @@ fn zero_config_looks_up_session_cookies_and_tokens_through_get_session() {
     }
 
     // Signed out after gatehouse cached it: refused within the default
-    // cache_ttl of 30 seconds.
+    // cache_ttl of 30 seconds. Each presented form is its own cache entry,
+    // cached when first seen, so each is waited for.
     ba.sign_out(&ann.cookie);
     let signed_out = Instant::now();
-    let ann_cookie = Cred::Cookie(ann.cookie.clone());
+    let forms = [
+        Cred::Cookie(ann.cookie.clone()),
+        Cred::Cookie(ann_secure.clone()),
+        Cred::Bearer(ann_token.clone()),
+    ];
     s.settle(
         Duration::from_secs(45),
         "ann's signed-out session refused",
-        || s.status("/dashboard", &ann_cookie) == 401,
+        || forms.iter().all(|cred| s.status("/dashboard", cred) == 401),
     );
     let took = signed_out.elapsed();
     assert!(
@@ -804,9 +809,14 @@ fn banned_users_are_refused_until_unbanned_or_the_ban_expires() {
     let body = serde_json::json!({"email": "eve@example.com", "password": PASSWORD});
     let refused = ba.call("POST", "/api/auth/sign-in/email", &[], Some(&body));
     assert_eq!(refused.status, 403, "{}", refused.body);
-    s.settle(SETTLE, "a banned user's JWT refused", || {
-        s.status("/dashboard", &jwt) == 403
-    });
+    // The ban and the cookie's session are cached apart, each for cache_ttl
+    // from when it was last fetched: wait for both.
+    let eve_cookie = Cred::Cookie(eve.cookie.clone());
+    s.settle(
+        SETTLE,
+        "a banned user's JWT and deleted session refused",
+        || s.status("/dashboard", &jwt) == 403 && s.status("/dashboard", &eve_cookie) == 401,
+    );
     for door in DOORS {
         s.bearer(door, "/dashboard", &eve_jwt)
             .denied(403, "forbidden");
