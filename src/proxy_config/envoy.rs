@@ -62,10 +62,18 @@ const DENY_HEADERS: [&str; 8] = [
 
 /// The Check call's retry policy (`GrpcService.retry_policy` and
 /// `HttpService.retry_policy`): connection failures, resets and an
-/// unavailable replica are retried on another one, quickly.
+/// unavailable replica are retried on another one, quickly. Envoy turns
+/// this policy into a route retry policy whose per-try timeout is the
+/// back-off's `max_interval`, so that is [`CHECK_TIMEOUT`]: a lower one
+/// abandons and retries every check slower than it (a key refetch, a
+/// session lookup), and fails it once the retries are spent.
 const RETRY: &str = r#"                          retry_on: connect-failure,refused-stream,reset,unavailable,cancelled
                           num_retries: 3
-                          retry_back_off: { base_interval: 0.005s, max_interval: 0.05s }
+                          # Envoy also takes the back-off ceiling as the
+                          # time each try may take, so it is the whole
+                          # check timeout: a slow answer is waited for,
+                          # and only a try that fails at once is retried.
+                          retry_back_off: { base_interval: 0.005s, max_interval: 1s }
                           retry_host_predicate:
                             - name: envoy.retry_host_predicates.previous_hosts
                               typed_config:
@@ -76,7 +84,11 @@ const RETRY: &str = r#"                          retry_on: connect-failure,refus
 /// from gatehouse is an answer, and is not retried).
 const RETRY_HTTP: &str = r#"                          retry_on: connect-failure,refused-stream,reset
                           num_retries: 3
-                          retry_back_off: { base_interval: 0.005s, max_interval: 0.05s }
+                          # Envoy also takes the back-off ceiling as the
+                          # time each try may take, so it is the whole
+                          # check timeout: a slow answer is waited for,
+                          # and only a try that fails at once is retried.
+                          retry_back_off: { base_interval: 0.005s, max_interval: 1s }
                           retry_host_predicate:
                             - name: envoy.retry_host_predicates.previous_hosts
                               typed_config:
@@ -711,6 +723,31 @@ mod tests {
         // The test harness finds ports as `port_value: N `.
         for port in [9001, 3000, 8000, ADMIN_PORT] {
             assert!(text.contains(&format!("port_value: {port} }}")), "{port}");
+        }
+    }
+
+    /// Envoy gives each try of the Check call the back-off's `max_interval`
+    /// as its timeout: below the check timeout, slow checks are abandoned.
+    #[test]
+    fn each_try_of_the_check_may_take_the_whole_check_timeout() {
+        for (t, service, timeout) in [
+            (Target::Envoy, "grpc_service", "grpc_service.timeout"),
+            (
+                Target::EnvoyHttp,
+                "http_service",
+                "http_service.server_uri.timeout",
+            ),
+        ] {
+            let doc = yaml(&print(t, "", Flags::default()));
+            let f = ext_authz(&doc);
+            assert_eq!(at(f, timeout), CHECK_TIMEOUT, "{t}");
+            let policy = at(f, &format!("{service}.retry_policy"));
+            assert_eq!(
+                at(policy, "retry_back_off.max_interval"),
+                CHECK_TIMEOUT,
+                "{t}"
+            );
+            assert_eq!(at(policy, "num_retries"), 3, "{t}");
         }
     }
 
