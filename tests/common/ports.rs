@@ -9,6 +9,27 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// A loopback port held bound but not listening: a connection to it is
+/// refused, and no other process can take the port while this lives (a
+/// port found free and let go may be taken by a test running beside).
+pub struct ClosedPort {
+    _socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+/// A [`ClosedPort`] on 127.0.0.1.
+pub fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind 127.0.0.1:0");
+    let port = socket.local_addr().expect("local addr").port();
+    ClosedPort {
+        _socket: socket,
+        port,
+    }
+}
+
 /// `127.0.0.1:<free port>`.
 pub fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))

@@ -16,7 +16,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::Response;
-use common::{EchoUpstream, HttpResponse, Nginx, free_addr, http_request};
+use common::{EchoUpstream, HttpResponse, Nginx, http_request};
 use gatehouse::internals::{AuthError, BadRequestKind, ForbiddenKind};
 
 /// What the scripted authorizer saw of each auth subrequest.
@@ -316,8 +316,9 @@ fn statuses_nginx_cannot_pass_are_restored() {
 #[test]
 fn authorizer_down_fails_closed() {
     let app = EchoUpstream::start();
-    // Nothing listens on this address.
-    let nginx = Nginx::start(free_addr(), app.addr);
+    // Nothing listens on this address, and nothing can start to.
+    let refusing = common::ports::closed_port();
+    let nginx = Nginx::start(SocketAddr::from(([127, 0, 0, 1], refusing.port)), app.addr);
     let r = http_request(
         nginx.addr,
         "GET",

@@ -465,10 +465,9 @@ fn fetch_failure(log: &str, provider: &str) -> Option<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_key_fetches_log_their_cause() {
-    let closed_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Held for the whole test, so nothing else can start listening there.
+    let refusing = common::ports::closed_port();
+    let closed_port = refusing.port;
     let failing = JwksServer::start(json!({})).await;
     failing.set_status(500);
     let garbage = JwksServer::start(json!({})).await;

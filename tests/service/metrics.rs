@@ -18,7 +18,7 @@ use common::envoy::write_config;
 use common::jwks_server::JwksServer;
 use common::metrics::{self, Sample};
 use common::tokens::{TestKey, claims, jwks};
-use common::{Gatehouse, free_addr, http_request};
+use common::{Gatehouse, http_request};
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
@@ -458,6 +458,7 @@ struct Provoked {
     gatehouse: Gatehouse,
     key: TestKey,
     _jwks: JwksServer,
+    _refusing: common::ports::ClosedPort,
 }
 
 const GOOD: &str = "https://good.test";
@@ -466,7 +467,8 @@ const DOWN: &str = "https://down.test";
 async fn provoked_server() -> Provoked {
     let key = TestKey::generate("EdDSA", "k1");
     let server = JwksServer::start(jwks(&[&key])).await;
-    let closed = free_addr();
+    let refusing = common::ports::closed_port();
+    let closed = format!("127.0.0.1:{}", refusing.port);
     let config = write_config(&format!(
         "providers:
   - name: good
@@ -492,6 +494,7 @@ default_access: authenticated
         gatehouse,
         key,
         _jwks: server,
+        _refusing: refusing,
     }
 }
 
@@ -922,7 +925,8 @@ async fn key_age_is_measured_at_scrape_and_follows_a_reload() {
 
         // A reload that cannot load its keys keeps the running configuration
         // and leaves no trace of the provider it would have added.
-        let closed = free_addr();
+        let refusing = common::ports::closed_port();
+        let closed = format!("127.0.0.1:{}", refusing.port);
         rewrite(
             &config,
             &format!(

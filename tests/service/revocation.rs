@@ -23,7 +23,7 @@ use crate::common::jwks_server::JwksServer;
 use crate::common::metrics;
 use crate::common::redis_server::{self, RedisServer, SHARED_REDIS_URL, keys_under, unique_prefix};
 use crate::common::tcp_proxy::TcpProxy;
-use crate::common::{Gatehouse, free_addr, gatehouse_bin, http_request};
+use crate::common::{Gatehouse, gatehouse_bin, http_request};
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
@@ -693,10 +693,16 @@ fn usage_errors_exit_64_and_a_missing_redis_is_named() {
     assert_eq!(out.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("REDIS_URL"), "{stderr}");
     // Nothing listens: the admin API cannot be reached, exit 1.
+    let refusing = crate::common::ports::closed_port();
     let out = revoke(
         &cfg,
         SHARED_REDIS_URL,
-        &["--sub", "a", "--admin", &format!("http://{}", free_addr())],
+        &[
+            "--sub",
+            "a",
+            "--admin",
+            &format!("http://127.0.0.1:{}", refusing.port),
+        ],
         None,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
