@@ -14,6 +14,17 @@ use common::{EchoUpstream, Envoy, Gatehouse, envoy::upstream_header, envoy::writ
 const ISSUER: &str = "https://issuer.example";
 const SECRET: &str = "algs-e2e-shared-secret-0123456789";
 
+/// The provider `keys`: tokens of [`ISSUER`] verified against `jwks_url`.
+fn keys_provider(jwks_url: &str) -> String {
+    format!(
+        "  - name: keys
+    issuer: {ISSUER}
+    audiences: [{ISSUER}]
+    jwks_uri: {jwks_url}
+"
+    )
+}
+
 #[test]
 fn every_algorithm_reaches_upstream_with_identity_headers() {
     let algs = ["EdDSA", "RS256", "ES256", "PS256"];
@@ -25,16 +36,12 @@ fn every_algorithm_reaches_upstream_with_identity_headers() {
     let jwks_server = rt.block_on(JwksServer::start(jwks(&keys.iter().collect::<Vec<_>>())));
     let config = write_config(&format!(
         "providers:
-  - name: keys
-    issuer: {ISSUER}
-    audiences: [{ISSUER}]
-    jwks_uri: {}
-  - name: secret
+{}  - name: secret
     issuer: {ISSUER}
     audiences: [{ISSUER}]
     secret_env: GH_ALGS_SECRET
 ",
-        jwks_server.url("/api/auth/jwks")
+        keys_provider(&jwks_server.url("/api/auth/jwks"))
     ));
     let upstream = EchoUpstream::start();
     let env = [("GH_ALGS_SECRET".to_owned(), SECRET.to_owned())].into();
@@ -100,13 +107,9 @@ fn a_slow_check_within_the_timeout_is_answered_through_both_envoy_modes() {
     let jwks_server = rt.block_on(JwksServer::start(jwks(&[&old])));
     let config = write_config(&format!(
         "providers:
-  - name: keys
-    issuer: {ISSUER}
-    audiences: [{ISSUER}]
-    jwks_uri: {}
-    unknown_kid_refetch_interval: 0s
+{}    unknown_kid_refetch_interval: 0s
 ",
-        jwks_server.url("/api/auth/jwks")
+        keys_provider(&jwks_server.url("/api/auth/jwks"))
     ));
     let upstream = EchoUpstream::start();
     let gatehouse = Gatehouse::start(Some(&config), &Default::default());
