@@ -61,39 +61,36 @@ const DENY_HEADERS: [&str; 8] = [
 ];
 
 /// The Check call's retry policy (`GrpcService.retry_policy` and
-/// `HttpService.retry_policy`): connection failures, resets and an
-/// unavailable replica are retried on another one, quickly. Envoy turns
-/// this policy into a route retry policy whose per-try timeout is the
-/// back-off's `max_interval`, so that is [`CHECK_TIMEOUT`]: a lower one
-/// abandons and retries every check slower than it (a key refetch, a
-/// session lookup), and fails it once the retries are spent.
-const RETRY: &str = r#"                          retry_on: connect-failure,refused-stream,reset,unavailable,cancelled
+/// `HttpService.retry_policy`): failures named in `retry_on` are retried on
+/// another replica, quickly. Envoy turns this policy into a route retry
+/// policy whose per-try timeout is the back-off's `max_interval`, so that
+/// is [`CHECK_TIMEOUT`]: a lower one abandons and retries every check
+/// slower than it (a key refetch, a session lookup), and fails it once the
+/// retries are spent.
+fn retry_policy(retry_on: &str) -> String {
+    format!(
+        r#"                          retry_on: {retry_on}
                           num_retries: 3
                           # Envoy also takes the back-off ceiling as the
                           # time each try may take, so it is the whole
                           # check timeout: a slow answer is waited for,
                           # and only a try that fails at once is retried.
-                          retry_back_off: { base_interval: 0.005s, max_interval: 1s }
+                          retry_back_off: {{ base_interval: 0.005s, max_interval: {CHECK_TIMEOUT} }}
                           retry_host_predicate:
                             - name: envoy.retry_host_predicates.previous_hosts
                               typed_config:
                                 "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
-                          host_selection_retry_max_attempts: 20"#;
+                          host_selection_retry_max_attempts: 20"#
+    )
+}
 
-/// [`RETRY`] for the HTTP check: only failures to get an answer (a 5xx
-/// from gatehouse is an answer, and is not retried).
-const RETRY_HTTP: &str = r#"                          retry_on: connect-failure,refused-stream,reset
-                          num_retries: 3
-                          # Envoy also takes the back-off ceiling as the
-                          # time each try may take, so it is the whole
-                          # check timeout: a slow answer is waited for,
-                          # and only a try that fails at once is retried.
-                          retry_back_off: { base_interval: 0.005s, max_interval: 1s }
-                          retry_host_predicate:
-                            - name: envoy.retry_host_predicates.previous_hosts
-                              typed_config:
-                                "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
-                          host_selection_retry_max_attempts: 20"#;
+/// What the gRPC check retries: connection failures, resets, and a replica
+/// that answers `UNAVAILABLE` or `CANCELLED` (draining, shutting down).
+const RETRY_ON_GRPC: &str = "connect-failure,refused-stream,reset,unavailable,cancelled";
+
+/// What the HTTP check retries: only failures to get an answer (a 5xx from
+/// gatehouse is an answer, and is not retried).
+const RETRY_ON_HTTP: &str = "connect-failure,refused-stream,reset";
 
 /// Passive ejection of a replica that fails between health checks, and
 /// panic routing only when no replica is healthy.
@@ -125,6 +122,7 @@ const UNAVAILABLE_BODY: &str =
     r#"{"error":"authorizer_unavailable","message":"the authorization service is unavailable"}"#;
 
 pub(super) fn render_grpc(w: &Wiring) -> String {
+    let retry = retry_policy(RETRY_ON_GRPC);
     let filter = format!(
         r#"                  - name: envoy.filters.http.ext_authz
                     typed_config:
@@ -145,7 +143,7 @@ pub(super) fn render_grpc(w: &Wiring) -> String {
                         # (it holds no requests), so a retry may draw
                         # hosts many times to find one not yet tried.
                         retry_policy:
-{RETRY}
+{retry}
                       # Fail closed: no answer (gatehouse down, slow or
                       # erroring) refuses the request with 503.
                       failure_mode_allow: false
@@ -312,6 +310,7 @@ pub(super) fn render_http(w: &Wiring) -> String {
             "                              - {{ exact: {h} }}"
         );
     }
+    let retry = retry_policy(RETRY_ON_HTTP);
     let filter = format!(
         r#"{strip}                  - name: envoy.filters.http.ext_authz
                     typed_config:
@@ -327,7 +326,7 @@ pub(super) fn render_http(w: &Wiring) -> String {
                         # A replica that went away mid-check costs a retry
                         # on another replica, not a failed request.
                         retry_policy:
-{RETRY_HTTP}
+{retry}
                         # Every check goes to /auth. (path_prefix would
                         # append the client's path: /auth/api/me.)
                         path_override: /auth

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::procs::{Gatehouse, gatehouse_bin};
 use super::upstream::EchoUpstream;
+use super::{Caddy, Envoy, Nginx, Traefik, free_addr};
 
 /// What a gatehouse command printed and its exit code.
 #[derive(Debug)]
@@ -16,6 +17,14 @@ pub struct Outcome {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// A proxy running what `proxy-config` printed for it; stopped when dropped.
+pub enum PrintedProxy {
+    Nginx(Nginx),
+    Caddy(Caddy),
+    Traefik(Traefik),
+    Envoy(Envoy),
 }
 
 /// A ready gatehouse and the echo upstream behind the proxy.
@@ -81,6 +90,21 @@ impl Stack {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+
+    /// Starts `target` (`nginx`, `caddy`, `traefik`, `envoy` or
+    /// `envoy-http`) on the configuration [`Stack::proxy_config`] prints for
+    /// it, on a free address; returns that address and the running proxy.
+    pub fn start_printed(&self, target: &str) -> (SocketAddr, PrintedProxy) {
+        let listen = free_addr();
+        let printed = self.proxy_config(target, listen);
+        let proxy = match target {
+            "nginx" => PrintedProxy::Nginx(Nginx::start_conf(&printed, listen)),
+            "caddy" => PrintedProxy::Caddy(Caddy::start(&printed, listen)),
+            "traefik" => PrintedProxy::Traefik(Traefik::start(&printed, listen)),
+            _ => PrintedProxy::Envoy(Envoy::start_text(&printed, listen, free_addr())),
+        };
+        (listen, proxy)
     }
 
     /// `gatehouse proxy-config TARGET` for this stack, listening on `listen`.

@@ -438,7 +438,6 @@ fn proxy_config(
 #[test]
 fn every_printed_proxy_passes_the_429_on() {
     use common::stack::Stack;
-    use common::{Caddy, Envoy, Traefik};
     let prefix = unique_prefix("proxies");
     let config = config(&prefix, "");
     let stack = Stack::start_with_env(
@@ -446,20 +445,11 @@ fn every_printed_proxy_passes_the_429_on() {
         &[("GH_TEST_SECRET", TEST_SECRET), ("REDIS_URL", SHARED_URL)],
     );
     for target in ["nginx", "caddy", "traefik", "envoy", "envoy-http"] {
-        let listen = free_addr();
-        let printed = stack.proxy_config(target, listen);
         // Each proxy gets a caller of its own, so each starts a fresh burst.
         let who = bearer(&format!("caller-{target}"), None);
         let before = stack.app.hits();
         // The proxy runs until the end of this iteration.
-        let (_nginx, _caddy, _traefik, _envoy);
-        match target {
-            "nginx" => _nginx = Nginx::start_conf(&printed, listen),
-            "caddy" => _caddy = Caddy::start(&printed, listen),
-            "traefik" => _traefik = Traefik::start(&printed, listen),
-            _ => _envoy = Envoy::start_text(&printed, listen, free_addr()),
-        }
-        let addr = listen;
+        let (addr, _proxy) = stack.start_printed(target);
         let mut statuses = Vec::new();
         let mut last = None;
         for _ in 0..BURST + 2 {
@@ -515,7 +505,6 @@ fn every_printed_proxy_passes_the_429_on() {
 #[test]
 fn every_printed_proxy_counts_the_address_it_saw_not_the_clients_claim() {
     use common::stack::Stack;
-    use common::{Caddy, Envoy, Traefik};
     let prefix = unique_prefix("client-ip");
     let config = format!(
         "providers:
@@ -540,15 +529,7 @@ default_access: authenticated
         &[("GH_TEST_SECRET", TEST_SECRET), ("REDIS_URL", SHARED_URL)],
     );
     for target in ["nginx", "caddy", "traefik", "envoy", "envoy-http"] {
-        let listen = free_addr();
-        let printed = stack.proxy_config(target, listen);
-        let (_nginx, _caddy, _traefik, _envoy);
-        match target {
-            "nginx" => _nginx = Nginx::start_conf(&printed, listen),
-            "caddy" => _caddy = Caddy::start(&printed, listen),
-            "traefik" => _traefik = Traefik::start(&printed, listen),
-            _ => _envoy = Envoy::start_text(&printed, listen, free_addr()),
-        }
+        let (listen, _proxy) = stack.start_printed(target);
         // Every proxy reaches gatehouse from 127.0.0.1: let the previous
         // proxy's burst refill.
         std::thread::sleep(Duration::from_millis(2100));
